@@ -1,0 +1,62 @@
+"""`layergate eval POLICY --data DATA --requests FILE.jsonl [--explain]`: one decision per line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import orjson
+
+from layergate.dsl import PolicyError
+
+from ..decision import invalid_request_decision
+from ..interpreter import Interpreter
+from ..request import RequestError
+from ..revision import policy_revision
+from .common import add_policy_arguments, load, report
+from .progress import Progress
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "eval", help="decide every request of a JSON-lines file, writing JSON lines")
+    add_policy_arguments(parser)
+    parser.add_argument("--requests", type=Path, required=True,
+                        help="AuthZEN-shaped requests, one JSON object per line (- for stdin)")
+    parser.add_argument("--explain", action="store_true", help="include every layer's outcome")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                        help="progress bar on stderr (default: when stderr is a terminal)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        policy, data = load(args)
+    except PolicyError as error:
+        return report(error)
+    revision = policy_revision(policy.sources, data)
+    evaluator = Interpreter(policy, data, revision)
+    lines = _read_lines(args.requests)
+    progress = Progress(len(lines), "eval", args.progress)
+    out = sys.stdout.buffer
+    for number, line in enumerate(lines, start=1):
+        if line.strip():
+            try:
+                decision = evaluator.check(orjson.loads(line), explain=args.explain)
+            except orjson.JSONDecodeError as exc:
+                decision = invalid_request_decision(f"not JSON: {exc}", f"line {number}",
+                                                    revision)
+            except RequestError as exc:
+                decision = invalid_request_decision(exc.message, exc.field, revision)
+            out.write(orjson.dumps(decision.to_json()) + b"\n")
+        progress.advance()
+    progress.close()
+    out.flush()
+    return 0
+
+
+def _read_lines(path: Path) -> list[bytes]:
+    if str(path) == "-":
+        return sys.stdin.buffer.read().splitlines()
+    return path.read_bytes().splitlines()
