@@ -11,7 +11,7 @@ import re
 from datetime import datetime, timezone
 
 _RFC3339 = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})\Z"
+    r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})\Z"
 )
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -22,15 +22,15 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 def parse_timestamp(text: str) -> int:
     """RFC 3339 text (with an offset) -> microseconds since the epoch; ValueError if invalid."""
-    if not isinstance(text, str) or not _RFC3339.match(text):
+    match = _RFC3339.match(text) if isinstance(text, str) else None
+    if match is None:
         raise ValueError(f"`{text}` is not an RFC 3339 timestamp with a time zone")
-    normalized = text.replace("z", "Z").replace("t", "T").replace(" ", "T")
-    head, dot, rest = normalized.partition(".")
-    if dot:  # Python reads at most 6 fractional digits: drop nanoseconds, keep the offset
-        digits = "".join(c for c in rest if c.isdigit())
-        offset = rest[len(digits):]
-        normalized = f"{head}.{digits[:6].ljust(6, '0')}{offset}"
-    moment = datetime.fromisoformat(normalized.replace("Z", "+00:00"))
+    date, clock, fraction, offset = match.groups()
+    offset = "+00:00" if offset in ("Z", "z") else offset
+    try:  # Python reads at most 6 fractional digits: nanoseconds are truncated
+        moment = datetime.fromisoformat(f"{date}T{clock}.{(fraction or '')[:6]:0<6}{offset}")
+    except ValueError as exc:
+        raise ValueError(f"`{text}` is not a valid timestamp: {exc}") from None
     delta = moment - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 

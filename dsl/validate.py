@@ -29,10 +29,11 @@ def _sig(*params: Iterable[str], returns: str, summary: str) -> Signature:
 
 
 FUNCTIONS: dict[str, Signature] = {
-    "present": _sig({ANY}, returns=BOOL, summary="the path resolves to a non-null value"),
+    "present": _sig({STRING, NUMBER, BOOL, LIST, TIMESTAMP}, returns=BOOL, summary="the path resolves to a non-null value"),
     "starts_with": _sig({STRING}, {STRING}, returns=BOOL, summary="string prefix test"),
     "ends_with": _sig({STRING}, {STRING}, returns=BOOL, summary="string suffix test"),
-    "glob": _sig({STRING}, {STRING}, returns=BOOL, summary="`*` / `?` pattern match"),
+    "glob": _sig({STRING}, {STRING, LIST}, returns=BOOL,
+                 summary="`*` / `?` pattern match (any of a list of patterns)"),
     "cidr": _sig({STRING}, {STRING, LIST}, returns=BOOL, summary="IP address in a CIDR range"),
     "intersects": _sig({LIST}, {LIST}, returns=BOOL, summary="the lists share an element"),
     "subset": _sig({LIST}, {LIST}, returns=BOOL, summary="every element of the first is in the second"),

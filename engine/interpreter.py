@@ -344,9 +344,11 @@ def _ends_with(node: ast.Call, text: Any, suffix: Any) -> bool:
     return text.endswith(suffix)
 
 
-def _glob(node: ast.Call, text: Any, pattern: Any) -> bool:
-    _strings(node, text, pattern)
-    return glob_match(text, pattern)
+def _glob(node: ast.Call, text: Any, patterns: Any) -> bool:
+    _strings(node, text)
+    if isinstance(patterns, str):
+        patterns = [patterns]
+    return any(glob_match(text, pattern) for pattern in _list_of(node.args[1], patterns, str))
 
 
 def _cidr(node: ast.Call, address: Any, ranges: Any) -> bool:
