@@ -7,9 +7,8 @@ re-parsed compares equal to the original.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
-Scalar = Union[str, int, float, bool]
+Scalar = str | int | float | bool
 ANY = "*"  # the wildcard in action and resource-type lists
 
 
@@ -144,7 +143,7 @@ class Not:
     span: Span = _span()
 
 
-Expr = Union[Literal, ListLiteral, ConstRef, Path, Now, Compare, Membership, Call, And, Or, Not]
+Expr = Literal | ListLiteral | ConstRef | Path | Now | Compare | Membership | Call | And | Or | Not
 
 
 # ---- declarations --------------------------------------------------------------------------

@@ -90,10 +90,8 @@ def load_data(path: str | Path) -> dict[str, Any]:
 def parse_data(text: str, name: str = "<data>") -> dict[str, Any]:
     """Decode data text; raise `PolicyError(invalid_data)` with the position of a syntax error."""
     try:
-        if name.endswith((".yaml", ".yml")):
-            value = yaml.safe_load(text)
-        else:
-            value = json.loads(text)
+        is_yaml = name.endswith((".yaml", ".yml"))
+        value = yaml.safe_load(text) if is_yaml else json.loads(text)
     except json.JSONDecodeError as exc:
         raise PolicyError([_data_problem(f"not valid JSON: {exc.msg}", name, exc.lineno,
                                          exc.colno, text)]) from None

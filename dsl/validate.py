@@ -29,14 +29,16 @@ def _sig(*params: Iterable[str], returns: str, summary: str) -> Signature:
 
 
 FUNCTIONS: dict[str, Signature] = {
-    "present": _sig({STRING, NUMBER, BOOL, LIST, TIMESTAMP}, returns=BOOL, summary="the path resolves to a non-null value"),
+    "present": _sig({STRING, NUMBER, BOOL, LIST, TIMESTAMP}, returns=BOOL,
+                    summary="the path resolves to a non-null value"),
     "starts_with": _sig({STRING}, {STRING}, returns=BOOL, summary="string prefix test"),
     "ends_with": _sig({STRING}, {STRING}, returns=BOOL, summary="string suffix test"),
     "glob": _sig({STRING}, {STRING, LIST}, returns=BOOL,
                  summary="`*` / `?` pattern match (any of a list of patterns)"),
     "cidr": _sig({STRING}, {STRING, LIST}, returns=BOOL, summary="IP address in a CIDR range"),
     "intersects": _sig({LIST}, {LIST}, returns=BOOL, summary="the lists share an element"),
-    "subset": _sig({LIST}, {LIST}, returns=BOOL, summary="every element of the first is in the second"),
+    "subset": _sig({LIST}, {LIST}, returns=BOOL,
+                   summary="every element of the first is in the second"),
     "grants": _sig({LIST}, returns=BOOL,
                    summary="one of these roles grants the request's action on its resource type"),
     "time": _sig({STRING}, returns=TIMESTAMP, summary="RFC 3339 text -> timestamp"),
@@ -304,7 +306,7 @@ class _Checker:
             self.error("wrong_arity", f"`{expr.name}` takes {len(signature.params)} "
                        f"argument(s), got {len(expr.args)}", expr.span)
             return signature.returns
-        for arg, kind, allowed in zip(expr.args, arg_types, signature.params):
+        for arg, kind, allowed in zip(expr.args, arg_types, signature.params, strict=True):
             if kind not in allowed:
                 wanted = " or ".join(sorted(allowed - {ANY}))
                 self.error("type_mismatch", f"`{expr.name}` wants a {wanted} here, not a "

@@ -313,7 +313,7 @@ def _list_of(node: ast.Expr, value: Any, kind: type) -> list[Any]:
 
 
 def _two_lists(node: ast.Call, left: Any, right: Any) -> tuple[list[Any], list[Any]]:
-    for arg, value in zip(node.args, (left, right)):
+    for arg, value in zip(node.args, (left, right), strict=True):
         if not isinstance(value, list):
             raise Failure("type_error", _where(arg), f"`{_where(arg)}` is {_kind(value)}, "
                           "not a list")
@@ -328,7 +328,8 @@ def _two_lists(node: ast.Call, left: Any, right: Any) -> tuple[list[Any], list[A
 
 
 def _strings(node: ast.Call, *values: Any) -> None:
-    for arg, value in zip(node.args, values):
+    """The first len(values) arguments must be strings."""
+    for arg, value in zip(node.args, values, strict=False):
         if not isinstance(value, str):
             raise Failure("type_error", _where(arg), f"`{_where(arg)}` is {_kind(value)}, "
                           "not a string")

@@ -92,6 +92,17 @@ def normalize_caller(caller: Mapping[str, Any] | None) -> dict[str, str]:
             if isinstance(caller.get(key), str) and caller[key]}
 
 
+def caller_from_spiffe_id(spiffe_id: str) -> dict[str, str]:
+    """`spiffe://trust-domain/path` -> {id, trust_domain, path}; ValueError if not a SPIFFE ID."""
+    prefix = "spiffe://"
+    if not spiffe_id.startswith(prefix):
+        raise ValueError(f"`{spiffe_id}` is not a SPIFFE ID (spiffe://trust-domain/path)")
+    trust_domain, slash, path = spiffe_id[len(prefix):].partition("/")
+    if not trust_domain or any(c in trust_domain for c in "?#@:"):
+        raise ValueError(f"`{spiffe_id}` has no valid trust domain")
+    return {"id": spiffe_id, "trust_domain": trust_domain.lower(), "path": slash + path}
+
+
 def _kind(value: Any) -> str:
     if isinstance(value, bool):
         return "a boolean"

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from layergate.dsl import ast, literals
 from layergate.engine.decision import Decision
 from layergate.engine.interpreter import Interpreter

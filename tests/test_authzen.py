@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import pytest
 
+import pytest
 from layergate.dsl import load_data, load_policy
 
 from .conftest import ANCHORS, EXAMPLES, fixed_clock

@@ -7,12 +7,11 @@ import sys
 from pathlib import Path
 
 import orjson
-
 from layergate.dsl import PolicyError
 
 from ..decision import invalid_request_decision
 from ..interpreter import Interpreter
-from ..request import RequestError
+from ..request import RequestError, caller_from_spiffe_id
 from ..revision import policy_revision
 from .common import add_policy_arguments, load, report
 from .progress import Progress
@@ -25,6 +24,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--requests", type=Path, required=True,
                         help="AuthZEN-shaped requests, one JSON object per line (- for stdin)")
     parser.add_argument("--explain", action="store_true", help="include every layer's outcome")
+    parser.add_argument("--caller", metavar="SPIFFE_ID", type=_caller,
+                        help="the caller identity a server would take from the client "
+                             "certificate (offline evaluation only; default: none)")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="progress bar on stderr (default: when stderr is a terminal)")
     parser.set_defaults(run=run)
@@ -43,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
     for number, line in enumerate(lines, start=1):
         if line.strip():
             try:
-                decision = evaluator.check(orjson.loads(line), explain=args.explain)
+                decision = evaluator.check(orjson.loads(line), caller=args.caller,
+                                           explain=args.explain)
             except orjson.JSONDecodeError as exc:
                 decision = invalid_request_decision(f"not JSON: {exc}", f"line {number}",
                                                     revision)
@@ -54,6 +57,13 @@ def run(args: argparse.Namespace) -> int:
     progress.close()
     out.flush()
     return 0
+
+
+def _caller(text: str) -> dict[str, str]:
+    try:
+        return caller_from_spiffe_id(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _read_lines(path: Path) -> list[bytes]:

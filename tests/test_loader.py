@@ -1,0 +1,61 @@
+"""Reading policy files, directories and data documents."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from layergate.dsl import PolicyError, load_data, load_policy, parse_data
+
+
+def _codes(call) -> list[str]:
+    with pytest.raises(PolicyError) as info:
+        call()
+    return info.value.codes
+
+
+def test_a_directory_is_every_policy_file_in_it(tmp_path: Path) -> None:
+    (tmp_path / "10-order.lg").write_text("layers [identity, rbac]\n")
+    (tmp_path / "identity.lg").write_text("layer identity { allow * on * }\n")
+    (tmp_path / "nested").mkdir()
+    (tmp_path / "nested" / "rbac.lg").write_text("layer rbac { allow read on * }\n")
+    (tmp_path / "notes.txt").write_text("not a policy")
+    policy = load_policy(tmp_path)
+    assert [layer.name for layer in policy.layers] == ["identity", "rbac"]
+    assert [Path(s.name).name for s in policy.sources] == ["10-order.lg", "identity.lg", "rbac.lg"]
+
+
+def test_missing_file_and_empty_directory(tmp_path: Path) -> None:
+    assert _codes(lambda: load_policy(tmp_path / "nope.lg")) == ["file_not_found"]
+    assert _codes(lambda: load_policy(tmp_path)) == ["file_not_found"]
+
+
+def test_unreadable_file(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.lg"
+    path.write_bytes(b"layer a { allow * on * when context.x == \"\xe9\" }")
+    assert _codes(lambda: load_policy(path)) == ["file_unreadable"]
+
+
+def test_errors_name_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "bad.lg"
+    path.write_text("layer a {\n  allow * on * when context.x = 1\n}\n")
+    with pytest.raises(PolicyError) as info:
+        load_policy(path)
+    diagnostic = info.value.diagnostics[0]
+    assert diagnostic.format().splitlines()[0] == (
+        f"{path}:2:31: single_equals: `=` is assignment; compare with `==`")
+    assert diagnostic.format().splitlines()[2].index("^") == 4 + 30
+
+
+def test_data_files(tmp_path: Path) -> None:
+    good = tmp_path / "data.yaml"
+    good.write_text("accounts:\n  sa-1: {roles: [reader]}\n")
+    assert load_data(good) == {"accounts": {"sa-1": {"roles": ["reader"]}}}
+    assert _codes(lambda: load_data(tmp_path / "missing.json")) == ["file_not_found"]
+    with pytest.raises(PolicyError) as info:
+        parse_data('{"a": 1,\n "b": }', "data.json")
+    assert info.value.codes == ["invalid_data"]
+    assert (info.value.diagnostics[0].span.line, info.value.diagnostics[0].span.column) == (2, 7)
+    assert _codes(lambda: parse_data("[1, 2]", "data.json")) == ["invalid_data"]
+    assert _codes(lambda: parse_data("a: [", "data.yaml")) == ["invalid_data"]
+    assert parse_data("", "empty.yaml") == {}
