@@ -1,5 +1,37 @@
-"""Build script: the package layout lives in pyproject.toml; this file only adds extensions."""
+"""Build script: the package layout lives in pyproject.toml; this file adds the Cython core.
 
-from setuptools import setup
+`LAYERGATE_DEBUG=1 pip install -e .` builds the evaluator with bounds checks, wraparound
+checks and line tracing (for coverage and profilers); the default build is optimized.
+"""
 
-setup()
+import os
+
+from setuptools import Extension, setup
+
+DEBUG = os.environ.get("LAYERGATE_DEBUG", "") not in ("", "0")
+
+
+def extensions() -> list:
+    from Cython.Build import cythonize
+
+    directives = {"language_level": 3}
+    macros = []
+    if DEBUG:
+        directives.update(boundscheck=True, wraparound=True, initializedcheck=True,
+                          linetrace=True, binding=True)
+        macros.append(("CYTHON_TRACE", "1"))
+    # Cython finds `engine/_eval.pxd` by the source tree's package name (`engine`); the
+    # installed module is `layergate.engine._eval` (the folders are mapped in pyproject.toml).
+    module = Extension(
+        "engine._eval",
+        ["engine/_eval.pyx"],
+        define_macros=macros,
+        extra_compile_args=["-O0", "-g"] if DEBUG else ["-O3"],
+    )
+    built = cythonize([module], compiler_directives=directives, quiet=True, force=DEBUG)
+    for extension in built:
+        extension.name = "layergate." + extension.name
+    return built
+
+
+setup(ext_modules=extensions())

@@ -38,6 +38,8 @@ CODES = {
     "invalid_literal": "a literal that is not a valid CIDR, timestamp or pattern",
     "unknown_attribute": "a path into a request entity that the request model does not have",
     "unknown_document": "a `data.<name>` path names a document the data does not hold",
+    # compiling
+    "index_too_large": "a layer names too many actions x resource types to index",
 }
 
 

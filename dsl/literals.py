@@ -7,17 +7,27 @@ so that a literal and a request value are read by exactly the same rules.
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from datetime import datetime, timezone
 
 _RFC3339 = re.compile(
-    r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})\Z"
+    r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})\Z",
+    re.ASCII,
 )
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def to_number(value: int | float) -> float:
+    """Numbers are compared as IEEE doubles by every evaluator; huge integers become +-inf."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
 
 
 def parse_timestamp(text: str) -> int:
@@ -63,11 +73,11 @@ def glob_match(text: str, pattern: str) -> bool:
     t = p = 0
     star_p, star_t = -1, 0
     while t < len(text):
-        if p < len(pattern) and (pattern[p] == "?" or pattern[p] == text[t]):
-            t += 1
-            p += 1
-        elif p < len(pattern) and pattern[p] == "*":
+        if p < len(pattern) and pattern[p] == "*":
             star_p, star_t = p, t
+            p += 1
+        elif p < len(pattern) and (pattern[p] == "?" or pattern[p] == text[t]):
+            t += 1
             p += 1
         elif star_p >= 0:
             star_t += 1

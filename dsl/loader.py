@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -102,10 +103,26 @@ def parse_data(text: str, name: str = "<data>") -> dict[str, Any]:
                                          column, text)]) from None
     if value is None:
         value = {}
+    if not _finite(value):
+        raise PolicyError([_data_problem("data holds NaN or an infinite number", name, 1, 1,
+                                         text)])
     if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
         raise PolicyError([_data_problem("data must be an object mapping document names to "
                                          "documents", name, 1, 1, text)])
     return value
+
+
+def _finite(value: Any) -> bool:
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return False
+        if isinstance(item, dict):
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return True
 
 
 def _file_problem(code: str, message: str, path: Path) -> Diagnostic:

@@ -12,7 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from layergate.dsl import ast
-from layergate.dsl.literals import glob_match, parse_address, parse_network, parse_timestamp
+from layergate.dsl.literals import (
+    glob_match,
+    parse_address,
+    parse_network,
+    parse_timestamp,
+    to_number,
+)
 from layergate.dsl.printer import expr as expr_text
 
 from .decision import (
@@ -23,15 +29,8 @@ from .decision import (
     EvalError,
     LayerResult,
     combine,
-    invalid_request_decision,
 )
-from .request import (
-    RequestError,
-    check_semantic,
-    merge_defaults,
-    normalize_caller,
-    normalize_request,
-)
+from .request import evaluate_batch, normalize_caller, normalize_request
 
 Clock = Callable[[], float]
 
@@ -73,19 +72,8 @@ class Interpreter:
                     semantic: str = "execute_all", caller: Mapping[str, Any] | None = None,
                     explain: bool = False) -> list[Decision]:
         """Decide many requests; a malformed item is denied with an `invalid_request` error."""
-        check_semantic(semantic)
-        out: list[Decision] = []
-        for item in requests:
-            try:
-                decision = self.check(merge_defaults(item, defaults), caller, explain)
-            except RequestError as exc:
-                decision = invalid_request_decision(exc.message, exc.field, self.revision)
-            out.append(decision)
-            if semantic == "deny_on_first_deny" and not decision.allowed:
-                break
-            if semantic == "permit_on_first_permit" and decision.allowed:
-                break
-        return out
+        return evaluate_batch(lambda r: self.check(r, caller, explain), requests, defaults,
+                              semantic, self.revision)
 
     # -- layers and rules
     def _decide(self, env: _Env, explain: bool) -> Decision:
@@ -267,13 +255,15 @@ def _compare(node: ast.Compare, left: Any, right: Any) -> bool:
             if kind is None or kind != _scalar_kind(right):
                 raise Failure("type_error", _where(node), f"`{node.op}` cannot compare "
                               f"{_kind(left)} with {_kind(right)}")
-            equal = left == right
+            equal = _equal(left, right)
         return equal if node.op == "==" else not equal
     numbers = _scalar_kind(left) == "number" and _scalar_kind(right) == "number"
     times = isinstance(left, Timestamp) and isinstance(right, Timestamp)
     if not (numbers or times):
         raise Failure("type_error", _where(node), f"`{node.op}` cannot order {_kind(left)} "
                       f"and {_kind(right)}")
+    if numbers:
+        left, right = to_number(left), to_number(right)
     if node.op == "<":
         return left < right
     if node.op == "<=":
@@ -281,6 +271,13 @@ def _compare(node: ast.Compare, left: Any, right: Any) -> bool:
     if node.op == ">":
         return left > right
     return left >= right
+
+
+def _equal(left: Any, right: Any) -> bool:
+    """Equality of two values already known to have the same kind."""
+    if _scalar_kind(left) == "number":
+        return to_number(left) == to_number(right)
+    return left == right
 
 
 def _same_kind_elements(node: ast.Expr, items: list[Any], kind: str) -> None:
@@ -299,7 +296,7 @@ def _member(node: ast.Membership, item: Any, container: Any) -> bool:
         raise Failure("type_error", _where(node.item), f"`{_where(node.item)}` is "
                       f"{_kind(item)}; membership tests a string, number or boolean")
     _same_kind_elements(node, container, kind)
-    return item in container
+    return any(_equal(item, element) for element in container)
 
 
 def _list_of(node: ast.Expr, value: Any, kind: type) -> list[Any]:
@@ -372,12 +369,12 @@ def _cidr(node: ast.Call, address: Any, ranges: Any) -> bool:
 
 def _intersects(node: ast.Call, left: Any, right: Any) -> bool:
     a, b = _two_lists(node, left, right)
-    return any(item in b for item in a)
+    return any(_equal(x, y) for x in a for y in b)
 
 
 def _subset(node: ast.Call, left: Any, right: Any) -> bool:
     a, b = _two_lists(node, left, right)
-    return all(item in b for item in a)
+    return all(any(_equal(x, y) for y in b) for x in a)
 
 
 def _time(node: ast.Call, text: Any) -> Timestamp:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+
+from .decision import Decision, invalid_request_decision
 
 # Required string fields of each entity, and whether it may carry free-form `properties`.
 ENTITY_SHAPE: dict[str, tuple[str, ...]] = {
@@ -75,6 +77,26 @@ def merge_defaults(item: Any, defaults: Mapping[str, Any] | None) -> Any:
               if key in defaults and defaults[key] is not None}
     merged.update({key: value for key, value in item.items() if value is not None})
     return merged
+
+
+def evaluate_batch(check: Callable[[Any], Decision], requests: Sequence[Any],
+                   defaults: Mapping[str, Any] | None, semantic: str,
+                   revision: str) -> list[Decision]:
+    """AuthZEN batch evaluation: items in order, a malformed item is denied with its field
+    path, and `deny_on_first_deny` / `permit_on_first_permit` stop after the deciding item."""
+    check_semantic(semantic)
+    out: list[Decision] = []
+    for item in requests:
+        try:
+            decision = check(merge_defaults(item, defaults))
+        except RequestError as exc:
+            decision = invalid_request_decision(exc.message, exc.field, revision)
+        out.append(decision)
+        if semantic == "deny_on_first_deny" and not decision.allowed:
+            break
+        if semantic == "permit_on_first_permit" and decision.allowed:
+            break
+    return out
 
 
 def check_semantic(semantic: str) -> str:

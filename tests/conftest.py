@@ -8,8 +8,11 @@ from typing import Any
 
 import pytest
 from layergate.dsl import ast, literals
+from layergate.engine._eval import Evaluator
+from layergate.engine.compiler import compile_policy
 from layergate.engine.decision import Decision
 from layergate.engine.interpreter import Interpreter
+from layergate.engine.pyeval import TableEvaluator
 from layergate.engine.revision import policy_revision
 
 REPO = Path(__file__).resolve().parents[1]
@@ -24,7 +27,15 @@ def _reference(policy: ast.Policy, data: Mapping[str, Any], clock: Callable[[], 
     return Interpreter(policy, data, policy_revision(policy.sources, data), clock)
 
 
-BACKENDS: dict[str, Factory] = {"reference": _reference}
+def _python(policy: ast.Policy, data: Mapping[str, Any], clock: Callable[[], float]) -> Any:
+    return TableEvaluator(compile_policy(policy, data), clock)
+
+
+def _cython(policy: ast.Policy, data: Mapping[str, Any], clock: Callable[[], float]) -> Any:
+    return Evaluator(compile_policy(policy, data), clock)
+
+
+BACKENDS: dict[str, Factory] = {"reference": _reference, "python": _python, "cython": _cython}
 
 
 @pytest.fixture(params=sorted(BACKENDS))

@@ -1,0 +1,1134 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: initializedcheck=False, nonecheck=False
+"""The Cython hot path: evaluates requests over compiled decision tables.
+
+Semantics are exactly those of `engine.pyeval.TableEvaluator` (its pure-Python twin) and of
+the reference interpreter. Per request, the input is read in place (borrowed references into
+the request dicts, strings looked up once in the intern table) and nothing is allocated on
+the decision path unless an error has to be reported or a decision has not been seen before.
+"""
+
+from array import array
+from collections.abc import Mapping
+import time
+
+from cpython.dict cimport PyDict_GetItem
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
+from cpython.object cimport PyObject
+from cpython.unicode cimport PyUnicode_Check, PyUnicode_Compare, PyUnicode_Tailmatch
+from libc.math cimport INFINITY
+from libc.stdint cimport int32_t, int64_t, uint64_t
+from libc.stdlib cimport free, malloc
+from libc.string cimport memset
+
+from layergate.dsl.literals import parse_address, parse_network
+
+from layergate.engine import opcodes as _op
+from layergate.engine.decision import EvalError, LayerResult, combine, invalid_request_decision
+from layergate.engine.pyeval import error_message
+from layergate.engine.request import (
+    RequestError, check_semantic, merge_defaults, normalize_caller, normalize_request,
+)
+
+cdef extern from "Python.h":
+    bint PyBool_Check(object o)
+    bint PyLong_Check(PyObject* o)
+    bint PyFloat_Check(PyObject* o)
+    bint PyList_Check(PyObject* o)
+    bint PyDict_Check(PyObject* o)
+    double PyLong_AsDouble(PyObject* o) except? -1.0
+    double PyFloat_AS_DOUBLE(PyObject* o)
+    long long PyLong_AsLongLong(PyObject* o) except? -1
+    unsigned long long PyLong_AsUnsignedLongLong(PyObject* o) except? 0
+    Py_ssize_t PyUnicode_GET_LENGTH(PyObject* o)
+    unsigned int PyUnicode_READ_CHAR(PyObject* o, Py_ssize_t index)
+    PyObject* Py_True
+    PyObject* Py_False
+    PyObject* Py_None
+    PyObject* PyTuple_GET_ITEM(object t, Py_ssize_t i)
+
+cdef dict _EMPTY = {}
+cdef tuple ROOT_KEYS = ("subject", "action", "resource", "context")
+cdef int CACHE_LIMIT = 100_000
+
+
+class CompiledMismatch(RuntimeError):
+    """The tables and this extension disagree on the opcode numbering (a build problem)."""
+
+
+def _check_opcodes():
+    expected = {"CONST": CONST, "FAIL": FAIL, "SLOT": SLOT, "DATA_COL": DATA_COL, "WALK": WALK,
+                "NOW": NOW, "AND": AND, "OR": OR, "NOT": NOT, "TRUTH": TRUTH, "EQ": EQ,
+                "NE": NE, "LT": LT, "LE": LE, "GT": GT, "GE": GE, "MEMBER": MEMBER,
+                "STARTS_WITH": STARTS_WITH, "ENDS_WITH": ENDS_WITH, "GLOB": GLOB,
+                "CIDR": CIDR, "INTERSECTS": INTERSECTS, "SUBSET": SUBSET, "GRANTS": GRANTS,
+                "TIME": TIME, "PRESENT": PRESENT, "T_STR": T_STR, "T_NUM": T_NUM,
+                "T_BOOL": T_BOOL, "T_TIME": T_TIME, "T_LIST": T_LIST, "T_OBJ": T_OBJ,
+                "T_OTHER": T_OTHER, "E_MISSING": E_MISSING,
+                "E_UNKNOWN_ENTITY": E_UNKNOWN_ENTITY, "E_TYPE": E_TYPE, "E_INVALID": E_INVALID,
+                "EFFECT_DENY": EFFECT_DENY, "STEP_STATIC": STEP_STATIC}
+    for name, value in expected.items():
+        if getattr(_op, name) != value:
+            raise CompiledMismatch(f"opcode {name}: extension {value}, "
+                                   f"python {getattr(_op, name)}")
+
+
+_check_opcodes()
+
+
+cdef class _Request:
+    """Per-call scratch space: converted slots, the grant mask, errors. Reused across a batch."""
+
+    cdef PyObject* roots[5]
+    cdef int64_t now
+    cdef int64_t action
+    cdef int64_t resource_type
+    cdef int nslots
+    cdef signed char* slot_state  # 0: not converted yet, 1: value, 2: error
+    cdef Val* slot_val
+    cdef int32_t* slot_err
+    cdef int32_t* slot_text
+    cdef int words
+    cdef bint mask_ready
+    cdef uint64_t* mask
+    cdef int err_code
+    cdef int32_t err_text
+    cdef list errors
+    cdef object keep  # the normalized request when the input needed the Python path
+    cdef object caller
+
+    def __cinit__(self, int nslots, int words):
+        self.nslots = nslots
+        self.words = words
+        self.slot_state = <signed char*>malloc(max(nslots, 1) * sizeof(signed char))
+        self.slot_val = <Val*>malloc(max(nslots, 1) * sizeof(Val))
+        self.slot_err = <int32_t*>malloc(max(nslots, 1) * sizeof(int32_t))
+        self.slot_text = <int32_t*>malloc(max(nslots, 1) * sizeof(int32_t))
+        self.mask = <uint64_t*>malloc(max(words, 1) * sizeof(uint64_t))
+        if not (self.slot_state and self.slot_val and self.slot_err and self.slot_text
+                and self.mask):
+            raise MemoryError()
+
+    def __dealloc__(self):
+        free(self.slot_state)
+        free(self.slot_val)
+        free(self.slot_err)
+        free(self.slot_text)
+        free(self.mask)
+
+    cdef void reset(self):
+        memset(self.slot_state, 0, max(self.nslots, 1))
+        self.mask_ready = False
+        self.errors = None
+        self.keep = None
+
+
+cdef class Evaluator:
+    """Decides requests over `Tables` in C. Safe to share between threads."""
+
+    cdef readonly object tables
+    cdef readonly str revision
+    cdef public object clock
+    cdef tuple strings
+    cdef tuple texts
+    cdef tuple rule_ids
+    cdef tuple layer_names
+    cdef tuple objects
+    cdef dict sids
+    cdef int nlayers, nrules, nslots, words
+    cdef object _keep  # the arrays behind the pointers below
+    cdef int32_t* node_op
+    cdef int32_t* node_a
+    cdef int32_t* node_b
+    cdef int32_t* node_c
+    cdef int32_t* node_text
+    cdef int32_t* layer_key_start
+    cdef int64_t* index_keys
+    cdef int32_t* index_bucket
+    cdef int32_t* bucket_start
+    cdef int32_t* bucket_rules
+    cdef int32_t* rule_effect
+    cdef int32_t* rule_cond
+    cdef int32_t* slot_root
+    cdef int32_t* slot_step_start
+    cdef int32_t* slot_step_text
+    cdef tuple slot_keys
+    cdef int32_t* step_kind
+    cdef int32_t* step_key
+    cdef int32_t* step_text
+    cdef int32_t* step_missing
+    cdef int32_t* const_tag
+    cdef int64_t* const_int
+    cdef double* const_num
+    cdef int32_t* const_len
+    cdef int32_t* const_roles
+    cdef int32_t* list_items
+    cdef int32_t* column_doc
+    cdef int32_t* column_key_text
+    cdef int32_t* column_cell_start
+    cdef int32_t* cell_const
+    cdef int32_t* cell_error
+    cdef int32_t* cell_text
+    cdef int32_t* doc_row       # dense: doc d, string s -> row or -1 (ndocs x nstrings)
+    cdef int nstrings
+    cdef int32_t* role_of_sid   # dense: string id -> role or -1
+    cdef int64_t* grant_keys
+    cdef int32_t* grant_bitset
+    cdef int ngrants
+    cdef uint64_t* bitset_words
+    cdef list deny_decisions    # layer * (nrules + 1) + rule + 1 -> shared Decision
+    cdef dict allow_decisions   # tuple of allowing rules -> shared Decision
+    cdef dict address_cache
+    cdef dict network_cache
+
+    def __init__(self, tables, clock=time.time):
+        self.tables = tables
+        self.revision = tables.revision
+        self.clock = clock
+        self.strings = tuple(tables.strings)
+        self.texts = tuple(tables.texts)
+        self.rule_ids = tuple(tables.rule_ids)
+        self.layer_names = tuple(tables.layer_names)
+        self.objects = tuple(tables.objects)
+        self.sids = {text: i for i, text in enumerate(self.strings)}
+        self.nlayers = len(self.layer_names)
+        self.nrules = len(self.rule_ids)
+        self.nslots = len(tables.slot_root)
+        self.words = tables.role_words
+        self.nstrings = len(self.strings)
+        self.ngrants = len(tables.grant_keys)
+        self.slot_keys = tuple(self.strings[k] for k in tables.slot_keys)
+        self._keep = []
+        self.node_op = self._i32(tables.node_op)
+        self.node_a = self._i32(tables.node_a)
+        self.node_b = self._i32(tables.node_b)
+        self.node_c = self._i32(tables.node_c)
+        self.node_text = self._i32(tables.node_text)
+        self.layer_key_start = self._i32(tables.layer_key_start)
+        self.index_keys = self._i64(tables.index_keys)
+        self.index_bucket = self._i32(tables.index_bucket)
+        self.bucket_start = self._i32(tables.bucket_start)
+        self.bucket_rules = self._i32(tables.bucket_rules)
+        self.rule_effect = self._i32(tables.rule_effect)
+        self.rule_cond = self._i32(tables.rule_cond)
+        self.slot_root = self._i32(tables.slot_root)
+        self.slot_step_start = self._i32(tables.slot_step_start)
+        self.slot_step_text = self._i32(tables.slot_step_text)
+        self.step_kind = self._i32(tables.step_kind)
+        self.step_key = self._i32(tables.step_key)
+        self.step_text = self._i32(tables.step_text)
+        self.step_missing = self._i32(tables.step_missing)
+        self.const_tag = self._i32(tables.const_tag)
+        self.const_int = self._i64(tables.const_int)
+        self.const_num = self._f64(tables.const_num)
+        self.const_len = self._i32(tables.const_len)
+        self.const_roles = self._i32(tables.const_roles)
+        self.list_items = self._i32(tables.list_items)
+        self.column_doc = self._i32(tables.column_doc)
+        self.column_key_text = self._i32(tables.column_key_text)
+        self.column_cell_start = self._i32(tables.column_cell_start)
+        self.cell_const = self._i32(tables.cell_const)
+        self.cell_error = self._i32(tables.cell_error)
+        self.cell_text = self._i32(tables.cell_text)
+        ndocs = len(tables.doc_entity_start) - 1
+        rows = array("i", [-1]) * max(ndocs * self.nstrings, 1)
+        for d in range(ndocs):
+            start = tables.doc_entity_start[d]
+            for row, sid in enumerate(tables.doc_entities[start:tables.doc_entity_start[d + 1]]):
+                rows[d * self.nstrings + sid] = row
+        self.doc_row = self._i32(rows)
+        roles = array("i", [-1]) * max(self.nstrings, 1)
+        for r, sid in enumerate(tables.role_names):
+            roles[sid] = r
+        self.role_of_sid = self._i32(roles)
+        self.grant_keys = self._i64(tables.grant_keys)
+        self.grant_bitset = self._i32(tables.grant_bitset)
+        words = array("Q", [w & 0xFFFF_FFFF_FFFF_FFFF for w in tables.bitset_words] or [0])
+        self._keep.append(words)
+        cdef uint64_t[::1] view = words
+        self.bitset_words = &view[0]
+        self.deny_decisions = [None] * (self.nlayers * (self.nrules + 1))
+        self.allow_decisions = {}
+        self.address_cache = {}
+        self.network_cache = {}
+
+    cdef int32_t* _i32(self, values) except NULL:
+        buffer = array("i", values or [0])
+        self._keep.append(buffer)
+        cdef int32_t[::1] view = buffer
+        return &view[0]
+
+    cdef int64_t* _i64(self, values) except NULL:
+        buffer = array("q", values or [0])
+        self._keep.append(buffer)
+        cdef int64_t[::1] view = buffer
+        return &view[0]
+
+    cdef double* _f64(self, values) except NULL:
+        buffer = array("d", values or [0.0])
+        self._keep.append(buffer)
+        cdef double[::1] view = buffer
+        return &view[0]
+
+    # ---- the Authorizer signature ----------------------------------------------------------
+
+    def check(self, request, caller=None, bint explain=False):
+        """Decide one request; raises `RequestError` if it is malformed."""
+        cdef _Request req = _Request(self.nslots, self.words)
+        req.caller = normalize_caller(caller) if caller else _EMPTY
+        req.now = <int64_t>(self.clock() * 1_000_000)
+        req.reset()
+        self._load(req, request, None)
+        return self._decide(req, explain)
+
+    def check_batch(self, requests, defaults=None, str semantic="execute_all", caller=None,
+                    bint explain=False):
+        """Decide many requests in one loop; a malformed item is denied with its field path."""
+        check_semantic(semantic)
+        cdef bint stop_on_deny = semantic == "deny_on_first_deny"
+        cdef bint stop_on_permit = semantic == "permit_on_first_permit"
+        cdef _Request req = _Request(self.nslots, self.words)
+        req.caller = normalize_caller(caller) if caller else _EMPTY
+        req.now = <int64_t>(self.clock() * 1_000_000)
+        cdef list out = []
+        cdef object decision
+        for item in requests:
+            req.reset()
+            try:
+                self._load(req, item, defaults)
+            except RequestError as exc:
+                decision = invalid_request_decision(exc.message, exc.field, self.revision)
+            else:
+                decision = self._decide(req, explain)
+            out.append(decision)
+            if stop_on_deny and not (<object>decision).allowed:
+                break
+            if stop_on_permit and (<object>decision).allowed:
+                break
+        return out
+
+    # ---- reading the request ---------------------------------------------------------------
+
+    cdef int _load(self, _Request req, object request, object defaults) except -1:
+        """Point the request's roots at its dicts; the Python path handles anything unusual."""
+        if not self._load_fast(req, request, defaults):
+            normalized = normalize_request(merge_defaults(request, defaults))
+            req.keep = normalized
+            for k in range(4):
+                req.roots[k] = <PyObject*>normalized[ROOT_KEYS[k]]
+        req.roots[4] = <PyObject*>req.caller
+        action = <object>PyDict_GetItem(<object>req.roots[1], "name")
+        resource_type = <object>PyDict_GetItem(<object>req.roots[2], "type")
+        req.action = self._sid(<PyObject*>action)
+        req.resource_type = self._sid(<PyObject*>resource_type)
+        return 0
+
+    cdef bint _load_fast(self, _Request req, object request, object defaults):
+        cdef PyObject* value
+        cdef PyObject* field
+        if not PyDict_Check(<PyObject*>request):
+            return False
+        if defaults is not None and not PyDict_Check(<PyObject*>defaults):
+            return False
+        for k in range(4):
+            value = PyDict_GetItem(request, ROOT_KEYS[k])
+            if (value == NULL or value == Py_None) and defaults is not None:
+                value = PyDict_GetItem(defaults, ROOT_KEYS[k])
+            if value == NULL or value == Py_None:
+                if k == 3:
+                    value = <PyObject*>_EMPTY
+                else:
+                    return False
+            if not PyDict_Check(value):
+                return False
+            if k < 3:
+                if not _has_string(value, "name" if k == 1 else "type"):
+                    return False
+                if k != 1 and not _has_string(value, "id"):
+                    return False
+                field = PyDict_GetItem(<object>value, "properties")
+                if field != NULL and field != Py_None and not PyDict_Check(field):
+                    return False
+            req.roots[k] = value
+        return True
+
+    cdef inline int64_t _sid(self, PyObject* text):
+        cdef PyObject* found = PyDict_GetItem(self.sids, <object>text)
+        if found == NULL:
+            return -1
+        return PyLong_AsLongLong(found)
+
+    cdef Val _classify(self, PyObject* o) except *:
+        cdef Val v
+        v.i = 0
+        v.num = 0.0
+        v.obj = o
+        if o == Py_True or o == Py_False:
+            v.tag = T_BOOL
+            v.i = 1 if o == Py_True else 0
+        elif PyLong_Check(o):
+            v.tag = T_NUM
+            try:
+                v.num = PyLong_AsDouble(o)
+            except OverflowError:
+                v.num = INFINITY if <object>o > 0 else -INFINITY
+        elif PyFloat_Check(o):
+            v.tag = T_NUM
+            v.num = PyFloat_AS_DOUBLE(o)
+        elif PyUnicode_Check(<object>o):
+            v.tag = T_STR
+            v.i = self._sid(o)
+        elif PyList_Check(o):
+            v.tag = T_LIST
+            v.i = -1
+        elif PyDict_Check(o) or isinstance(<object>o, Mapping):
+            v.tag = T_OBJ
+        else:
+            v.tag = T_OTHER
+        return v
+
+    cdef Val _const(self, int c):
+        cdef Val v
+        v.tag = self.const_tag[c]
+        v.i = self.const_int[c]
+        v.num = self.const_num[c]
+        v.obj = NULL
+        if v.tag == T_STR:
+            v.obj = PyTuple_GET_ITEM(self.strings, v.i)
+        elif v.tag == T_LIST:
+            v.i = c
+        elif v.tag == T_OBJ:
+            v.obj = PyTuple_GET_ITEM(self.objects, v.i)
+        return v
+
+    cdef inline Py_ssize_t _len(self, Val v):
+        if v.obj == NULL:
+            return self.const_len[v.i]
+        return PyList_GET_SIZE(<object>v.obj)
+
+    cdef inline Val _item(self, Val v, Py_ssize_t k) except *:
+        if v.obj == NULL:
+            return self._const(self.list_items[self.const_int[v.i] + k])
+        return self._classify(PyList_GET_ITEM(<object>v.obj, k))
+
+    # ---- layers and rules ------------------------------------------------------------------
+
+    cdef object _decide(self, _Request req, bint explain):
+        cdef int outcomes[64]
+        cdef int chosen[64]
+        cdef int layer, rule, outcome, deciding = -1
+        cdef int* outcome_buf = outcomes
+        cdef int* chosen_buf = chosen
+        if self.nlayers > 64:
+            outcome_buf = <int*>malloc(self.nlayers * sizeof(int))
+            chosen_buf = <int*>malloc(self.nlayers * sizeof(int))
+            if not outcome_buf or not chosen_buf:
+                free(outcome_buf)
+                free(chosen_buf)
+                raise MemoryError()
+        cdef int evaluated = 0
+        try:
+            for layer in range(self.nlayers):
+                outcome = self._layer(req, layer, &rule)
+                outcome_buf[layer] = outcome
+                chosen_buf[layer] = rule
+                evaluated += 1
+                if outcome != OUTCOME_ALLOW:
+                    if deciding < 0:
+                        deciding = layer
+                    if not explain:
+                        break
+            return self._decision(req, explain, evaluated, deciding, outcome_buf, chosen_buf)
+        finally:
+            if outcome_buf != outcomes:
+                free(outcome_buf)
+                free(chosen_buf)
+
+    cdef object _decision(self, _Request req, bint explain, int evaluated, int deciding,
+                          int* outcomes, int* chosen):
+        cdef int slot
+        if req.errors is None and not explain:
+            if deciding >= 0:
+                slot = deciding * (self.nrules + 1) + chosen[deciding] + 1
+                cached = self.deny_decisions[slot]
+                if cached is None:
+                    cached = self._build(req, explain, evaluated, outcomes, chosen)
+                    self.deny_decisions[slot] = cached
+                return cached
+            key = tuple([chosen[k] for k in range(self.nlayers)])
+            cached = self.allow_decisions.get(key)
+            if cached is None:
+                cached = self._build(req, explain, evaluated, outcomes, chosen)
+                if len(self.allow_decisions) < CACHE_LIMIT:
+                    self.allow_decisions[key] = cached
+            return cached
+        return self._build(req, explain, evaluated, outcomes, chosen)
+
+    cdef object _build(self, _Request req, bint explain, int evaluated, int* outcomes,
+                       int* chosen):
+        results = [
+            LayerResult(self.layer_names[k], _op.OUTCOMES[outcomes[k]],
+                        self.rule_ids[chosen[k]] if chosen[k] >= 0 else None)
+            for k in range(evaluated)
+        ]
+        errors = []
+        if req.errors is not None:
+            for rule, code, text in req.errors:
+                name = _op.ERROR_CODES[code]
+                path = self.texts[text]
+                errors.append(EvalError(self.rule_ids[rule], name, path,
+                                        error_message(name, path)))
+        return combine(results, errors, self.revision, explain)
+
+    cdef int _layer(self, _Request req, int layer, int* chosen) except -2:
+        cdef int bucket = self._bucket(layer, req.action, req.resource_type)
+        cdef int k, rule
+        cdef bint deny
+        chosen[0] = -1
+        if bucket < 0:
+            return OUTCOME_NO_MATCH
+        for k in range(self.bucket_start[bucket], self.bucket_start[bucket + 1]):
+            rule = self.bucket_rules[k]
+            deny = self.rule_effect[rule] == EFFECT_DENY
+            if self._matches(req, rule, deny):
+                chosen[0] = rule
+                return OUTCOME_DENY if deny else OUTCOME_ALLOW
+        return OUTCOME_NO_MATCH
+
+    cdef int _bucket(self, int layer, int64_t action, int64_t resource_type):
+        cdef int64_t keys[4]
+        keys[0] = (action + 1) << 32 | (resource_type + 1)
+        keys[1] = (action + 1) << 32
+        keys[2] = resource_type + 1
+        keys[3] = 0
+        cdef int lo0 = self.layer_key_start[layer], hi0 = self.layer_key_start[layer + 1]
+        cdef int k, lo, hi, mid
+        for k in range(4):
+            lo = lo0
+            hi = hi0
+            while lo < hi:
+                mid = (lo + hi) >> 1
+                if self.index_keys[mid] < keys[k]:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            if lo < hi0 and self.index_keys[lo] == keys[k]:
+                return self.index_bucket[lo]
+        return -1
+
+    cdef bint _matches(self, _Request req, int rule, bint on_error) except -1:
+        cdef int node = self.rule_cond[rule]
+        cdef Val v
+        if node < 0:
+            return True
+        if self._eval(req, node, &v) == 0:
+            return v.i == 1
+        if req.errors is None:
+            req.errors = []
+        req.errors.append((rule, req.err_code, req.err_text))
+        return on_error
+
+    # ---- nodes -----------------------------------------------------------------------------
+    # Each returns 0 with the value in `out`, or 1 with the failure in req.err_code/err_text.
+
+    cdef inline int _fail(self, _Request req, int code, int32_t text):
+        req.err_code = code
+        req.err_text = text
+        return 1
+
+    cdef inline int _bool(self, _Request req, int n, Val* out) except -1:
+        if self._eval(req, n, out):
+            return 1
+        if out.tag != T_BOOL:
+            return self._fail(req, E_TYPE, self.node_text[n])
+        return 0
+
+    cdef inline void _set_bool(self, Val* out, bint flag):
+        out.tag = T_BOOL
+        out.i = 1 if flag else 0
+        out.obj = NULL
+
+    cdef int _eval(self, _Request req, int n, Val* out) except -1:
+        cdef int code = self.node_op[n]
+        cdef int a = self.node_a[n], b = self.node_b[n]
+        cdef Val left, right
+        if code == CONST:
+            out[0] = self._const(a)
+            return 0
+        if code == SLOT:
+            return self._slot(req, a, out)
+        if code == TRUTH:
+            return self._bool(req, a, out)
+        if code == AND:
+            if self._bool(req, a, out):
+                return 1
+            if out.i == 0:
+                return 0
+            return self._bool(req, b, out)
+        if code == OR:
+            if self._bool(req, a, out):
+                return 1
+            if out.i == 1:
+                return 0
+            return self._bool(req, b, out)
+        if code == NOT:
+            if self._bool(req, a, out):
+                return 1
+            out.i = 1 - out.i
+            return 0
+        if EQ <= code <= GE:
+            if self._eval(req, a, &left) or self._eval(req, b, &right):
+                return 1
+            return self._compare(req, code, &left, &right, self.node_text[n], out)
+        if code == MEMBER:
+            if self._eval(req, a, &left) or self._eval(req, b, &right):
+                return 1
+            return self._member(req, n, &left, &right, out)
+        if code == DATA_COL:
+            if self._eval(req, b, &left):
+                return 1
+            return self._data_col(req, a, &left, out)
+        if code == WALK:
+            if self._eval(req, a, out):
+                return 1
+            return self._walk(req, b, self.node_c[n], out)
+        if code == FAIL:
+            return self._fail(req, a, self.node_text[n])
+        if code == NOW:
+            out.tag = T_TIME
+            out.i = req.now
+            out.obj = NULL
+            return 0
+        if code == PRESENT:
+            self._set_bool(out, self._eval(req, a, &left) == 0)
+            return 0
+        return self._call(req, n, out)
+
+    cdef int _compare(self, _Request req, int code, Val* x, Val* y, int32_t text,
+                      Val* out) except -1:
+        cdef bint result
+        if code == EQ or code == NE:
+            if x.tag != y.tag or not (x.tag == T_STR or x.tag == T_NUM or x.tag == T_BOOL
+                                      or x.tag == T_TIME):
+                return self._fail(req, E_TYPE, text)
+            result = self._equal(x, y) == (code == EQ)
+        else:
+            if x.tag != y.tag or not (x.tag == T_NUM or x.tag == T_TIME):
+                return self._fail(req, E_TYPE, text)
+            if x.tag == T_NUM:
+                if code == LT:
+                    result = x.num < y.num
+                elif code == LE:
+                    result = x.num <= y.num
+                elif code == GT:
+                    result = x.num > y.num
+                else:
+                    result = x.num >= y.num
+            else:
+                if code == LT:
+                    result = x.i < y.i
+                elif code == LE:
+                    result = x.i <= y.i
+                elif code == GT:
+                    result = x.i > y.i
+                else:
+                    result = x.i >= y.i
+        self._set_bool(out, result)
+        return 0
+
+    cdef inline bint _equal(self, Val* x, Val* y) except -1:
+        if x.tag == T_NUM:
+            return x.num == y.num
+        if x.tag == T_STR:
+            if x.i >= 0 and y.i >= 0:
+                return x.i == y.i
+            if x.i >= 0 or y.i >= 0:
+                return False
+            return PyUnicode_Compare(<object>x.obj, <object>y.obj) == 0
+        return x.i == y.i
+
+    cdef int _member(self, _Request req, int n, Val* item, Val* container, Val* out) except -1:
+        cdef Py_ssize_t k, size
+        cdef Val element
+        cdef bint found = False
+        if container.tag != T_LIST:
+            return self._fail(req, E_TYPE, self.node_text[self.node_b[n]])
+        if not (item.tag == T_STR or item.tag == T_NUM or item.tag == T_BOOL):
+            return self._fail(req, E_TYPE, self.node_text[self.node_a[n]])
+        size = self._len(container[0])
+        for k in range(size):
+            element = self._item(container[0], k)
+            if element.tag != item.tag:
+                return self._fail(req, E_TYPE, self.node_text[n])
+            if not found and self._equal(item, &element):
+                found = True
+        self._set_bool(out, found != (self.node_c[n] != 0))
+        return 0
+
+    cdef int _data_col(self, _Request req, int column, Val* key, Val* out) except -1:
+        cdef int32_t text = self.column_key_text[column]
+        cdef int row, cell
+        if key.tag != T_STR:
+            return self._fail(req, E_TYPE, text)
+        if key.i < 0:
+            return self._fail(req, E_UNKNOWN_ENTITY, text)
+        row = self.doc_row[self.column_doc[column] * self.nstrings + key.i]
+        if row < 0:
+            return self._fail(req, E_UNKNOWN_ENTITY, text)
+        cell = self.column_cell_start[column] + row
+        if self.cell_error[cell] >= 0:
+            return self._fail(req, self.cell_error[cell], self.cell_text[cell])
+        out[0] = self._const(self.cell_const[cell])
+        return 0
+
+    cdef int _walk(self, _Request req, int first, int count, Val* value) except -1:
+        cdef int step
+        cdef Val key
+        cdef PyObject* key_obj
+        cdef PyObject* child
+        for step in range(first, first + count):
+            if self.step_kind[step] == STEP_STATIC:
+                key_obj = PyTuple_GET_ITEM(self.strings, self.step_key[step])
+            else:
+                if self._eval(req, self.step_key[step], &key):
+                    return 1
+                if key.tag != T_STR:
+                    return self._fail(req, E_TYPE, self.step_text[step])
+                key_obj = key.obj
+            if value.tag != T_OBJ:
+                return self._fail(req, E_TYPE, self.step_text[step])
+            if PyDict_Check(value.obj):
+                child = PyDict_GetItem(<object>value.obj, <object>key_obj)
+            else:
+                found = (<object>value.obj).get(<object>key_obj)
+                req.keep = (req.keep, found)  # keep it alive for the borrowed reference
+                child = <PyObject*>found
+            if child == NULL or child == Py_None:
+                return self._fail(req, self.step_missing[step], self.step_text[step])
+            value[0] = self._classify(child)
+        return 0
+
+    cdef int _slot(self, _Request req, int slot, Val* out) except -1:
+        cdef signed char state = req.slot_state[slot]
+        cdef PyObject* value
+        cdef int step, root
+        if state == 1:
+            out[0] = req.slot_val[slot]
+            return 0
+        if state == 2:
+            return self._fail(req, req.slot_err[slot], req.slot_text[slot])
+        root = self.slot_root[slot]
+        value = req.roots[root]
+        for step in range(self.slot_step_start[slot], self.slot_step_start[slot + 1]):
+            key = self.slot_keys[step]
+            if PyDict_Check(value):
+                value = PyDict_GetItem(<object>value, key)
+            elif isinstance(<object>value, Mapping):
+                found = (<object>value).get(key)
+                req.keep = (req.keep, found)
+                value = <PyObject*>found
+            else:
+                return self._slot_fail(req, slot, E_TYPE, self.slot_step_text[step])
+            if value == NULL or value == Py_None:
+                if root < 3 and step == self.slot_step_start[slot] and key == "properties":
+                    value = <PyObject*>_EMPTY  # absent properties read as an empty object
+                else:
+                    return self._slot_fail(req, slot, E_MISSING, self.slot_step_text[step])
+        req.slot_val[slot] = self._classify(value)
+        req.slot_state[slot] = 1
+        out[0] = req.slot_val[slot]
+        return 0
+
+    cdef int _slot_fail(self, _Request req, int slot, int code, int32_t text):
+        req.slot_state[slot] = 2
+        req.slot_err[slot] = code
+        req.slot_text[slot] = text
+        return self._fail(req, code, text)
+
+    # ---- built-in functions ----------------------------------------------------------------
+
+    cdef int _call(self, _Request req, int n, Val* out) except -1:
+        cdef int code = self.node_op[n]
+        cdef int a = self.node_a[n], b = self.node_b[n]
+        cdef Val first, second
+        cdef int64_t micros
+        if self._eval(req, a, &first):
+            return 1
+        if code == GRANTS:
+            return self._grants(req, &first, self.node_text[a], out)
+        if code == TIME:
+            if first.tag != T_STR:
+                return self._fail(req, E_TYPE, self.node_text[a])
+            if not _parse_rfc3339(first.obj, &micros):
+                return self._fail(req, E_INVALID, self.node_text[a])
+            out.tag = T_TIME
+            out.i = micros
+            out.obj = NULL
+            return 0
+        if self._eval(req, b, &second):
+            return 1
+        if code == INTERSECTS or code == SUBSET:
+            return self._sets(req, n, &first, &second, out)
+        if first.tag != T_STR:
+            return self._fail(req, E_TYPE, self.node_text[a])
+        if code == STARTS_WITH or code == ENDS_WITH:
+            if second.tag != T_STR:
+                return self._fail(req, E_TYPE, self.node_text[b])
+            self._set_bool(out, PyUnicode_Tailmatch(<object>first.obj, <object>second.obj, 0,
+                                                    PyUnicode_GET_LENGTH(first.obj),
+                                                    -1 if code == STARTS_WITH else 1) == 1)
+            return 0
+        if code == GLOB:
+            return self._glob(req, &first, &second, self.node_text[b], out)
+        return self._cidr(req, &first, &second, self.node_text[a], self.node_text[b], out)
+
+    cdef int _strings(self, _Request req, Val* value, int32_t text) except -1:
+        """Check a string or a list of strings (type_error otherwise)."""
+        cdef Py_ssize_t k
+        if value.tag == T_STR:
+            return 0
+        if value.tag != T_LIST:
+            return self._fail(req, E_TYPE, text)
+        for k in range(self._len(value[0])):
+            if self._item(value[0], k).tag != T_STR:
+                return self._fail(req, E_TYPE, text)
+        return 0
+
+    cdef int _glob(self, _Request req, Val* text, Val* patterns, int32_t patterns_text,
+                   Val* out) except -1:
+        cdef Py_ssize_t k
+        cdef Val pattern
+        if self._strings(req, patterns, patterns_text):
+            return 1
+        if patterns.tag == T_STR:
+            self._set_bool(out, _glob_match(text.obj, patterns.obj))
+            return 0
+        for k in range(self._len(patterns[0])):
+            pattern = self._item(patterns[0], k)
+            if _glob_match(text.obj, pattern.obj):
+                self._set_bool(out, True)
+                return 0
+        self._set_bool(out, False)
+        return 0
+
+    cdef int _cidr(self, _Request req, Val* address, Val* ranges, int32_t address_text,
+                   int32_t range_text, Val* out) except -1:
+        cdef int version
+        cdef uint64_t hi, lo
+        cdef Py_ssize_t k, size
+        cdef Val item
+        cdef bint found = False
+        if not self._address(address.obj, &version, &hi, &lo):
+            return self._fail(req, E_INVALID, address_text)
+        if self._strings(req, ranges, range_text):
+            return 1
+        if ranges.tag == T_STR:
+            size = 1
+        else:
+            size = self._len(ranges[0])
+        for k in range(size):
+            item = ranges[0] if ranges.tag == T_STR else self._item(ranges[0], k)
+            network = self._network(item.obj)
+            if network is None:
+                return self._fail(req, E_INVALID, range_text)
+            if not found and network[0] == version:
+                found = _in_network(hi, lo, network)
+        self._set_bool(out, found)
+        return 0
+
+    cdef bint _address(self, PyObject* text, int* version, uint64_t* hi, uint64_t* lo) except -1:
+        cdef uint64_t v4
+        if _parse_ipv4(text, &v4):
+            version[0] = 4
+            hi[0] = 0
+            lo[0] = v4
+            return True
+        if not _has_colon(text):
+            return False
+        cached = self.address_cache.get(<object>text, False)
+        if cached is False:
+            try:
+                ip = parse_address(<object>text)
+                value = int(ip)
+                cached = (ip.version, value >> 64, value & 0xFFFF_FFFF_FFFF_FFFF)
+            except ValueError:
+                cached = None
+            if len(self.address_cache) >= CACHE_LIMIT:
+                self.address_cache.clear()
+            self.address_cache[<object>text] = cached
+        if cached is None:
+            return False
+        version[0] = cached[0]
+        hi[0] = cached[1]
+        lo[0] = cached[2]
+        return True
+
+    cdef object _network(self, PyObject* text):
+        cached = self.network_cache.get(<object>text, False)
+        if cached is False:
+            try:
+                network = parse_network(<object>text)
+                value = int(network.network_address)
+                cached = (network.version, value >> 64, value & 0xFFFF_FFFF_FFFF_FFFF,
+                          network.prefixlen)
+            except ValueError:
+                cached = None
+            if len(self.network_cache) >= CACHE_LIMIT:
+                self.network_cache.clear()
+            self.network_cache[<object>text] = cached
+        return cached
+
+    cdef int _sets(self, _Request req, int n, Val* left, Val* right, Val* out) except -1:
+        cdef Py_ssize_t i, j, nl, nr
+        cdef Val x, y
+        cdef int tag = 0
+        cdef bint any_found = False, all_found = True, hit
+        if left.tag != T_LIST:
+            return self._fail(req, E_TYPE, self.node_text[self.node_a[n]])
+        if right.tag != T_LIST:
+            return self._fail(req, E_TYPE, self.node_text[self.node_b[n]])
+        nl = self._len(left[0])
+        nr = self._len(right[0])
+        for i in range(nl + nr):
+            x = self._item(left[0], i) if i < nl else self._item(right[0], i - nl)
+            if i == 0:
+                tag = x.tag
+                if not (tag == T_STR or tag == T_NUM or tag == T_BOOL):
+                    return self._fail(req, E_TYPE, self.node_text[n])
+            elif x.tag != tag:
+                return self._fail(req, E_TYPE, self.node_text[n])
+        for i in range(nl):
+            x = self._item(left[0], i)
+            hit = False
+            for j in range(nr):
+                y = self._item(right[0], j)
+                if self._equal(&x, &y):
+                    hit = True
+                    break
+            any_found = any_found or hit
+            all_found = all_found and hit
+        self._set_bool(out, any_found if self.node_op[n] == INTERSECTS else all_found)
+        return 0
+
+    cdef int _grants(self, _Request req, Val* roles, int32_t text, Val* out) except -1:
+        cdef Py_ssize_t k
+        cdef int w, role, bits
+        cdef Val item
+        cdef bint found = False
+        if roles.tag != T_LIST:
+            return self._fail(req, E_TYPE, text)
+        self._mask(req)
+        if roles.obj == NULL and self.const_roles[roles.i] >= 0:
+            bits = self.const_roles[roles.i]
+            for w in range(self.words):
+                if self.bitset_words[bits * self.words + w] & req.mask[w]:
+                    found = True
+                    break
+            self._set_bool(out, found)
+            return 0
+        for k in range(self._len(roles[0])):
+            if self._item(roles[0], k).tag != T_STR:
+                return self._fail(req, E_TYPE, text)
+        for k in range(self._len(roles[0])):
+            item = self._item(roles[0], k)
+            if item.i < 0:
+                continue
+            role = self.role_of_sid[item.i]
+            if role >= 0 and (req.mask[role >> 6] >> (role & 63)) & 1:
+                found = True
+                break
+        self._set_bool(out, found)
+        return 0
+
+    cdef void _mask(self, _Request req):
+        """The bitset of roles granting this request's action on its resource type."""
+        cdef int64_t keys[4]
+        cdef int k, w, lo, hi, mid, bits
+        if req.mask_ready:
+            return
+        memset(req.mask, 0, max(self.words, 1) * sizeof(uint64_t))
+        keys[0] = (req.action + 1) << 32 | (req.resource_type + 1)
+        keys[1] = (req.action + 1) << 32
+        keys[2] = req.resource_type + 1
+        keys[3] = 0
+        for k in range(4):
+            lo = 0
+            hi = self.ngrants
+            while lo < hi:
+                mid = (lo + hi) >> 1
+                if self.grant_keys[mid] < keys[k]:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            if lo < self.ngrants and self.grant_keys[lo] == keys[k]:
+                bits = self.grant_bitset[lo]
+                for w in range(self.words):
+                    req.mask[w] |= self.bitset_words[bits * self.words + w]
+        req.mask_ready = True
+
+
+# ---- helpers on str objects (no allocation) ---------------------------------------------------
+
+cdef bint _has_string(PyObject* entity, str key):
+    cdef PyObject* value = PyDict_GetItem(<object>entity, key)
+    return value != NULL and PyUnicode_Check(<object>value)
+
+
+cdef bint _has_colon(PyObject* text):
+    cdef Py_ssize_t k
+    for k in range(PyUnicode_GET_LENGTH(text)):
+        if PyUnicode_READ_CHAR(text, k) == 58:  # ':'
+            return True
+    return False
+
+
+cdef bint _parse_ipv4(PyObject* text, uint64_t* out):
+    """Dotted-quad IPv4 exactly as Python's ipaddress reads it (no leading zeros)."""
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(text), k
+    cdef unsigned int ch
+    cdef int parts = 0, digits = 0, value = 0, first = 0
+    cdef uint64_t result = 0
+    for k in range(n + 1):
+        ch = PyUnicode_READ_CHAR(text, k) if k < n else 46
+        if 48 <= ch <= 57:
+            if digits == 0:
+                first = ch
+            digits += 1
+            value = value * 10 + (ch - 48)
+            if digits > 3:
+                return False
+        elif ch == 46:  # '.' (or the end)
+            if digits == 0 or value > 255 or (digits > 1 and first == 48):
+                return False
+            result = (result << 8) | value
+            parts += 1
+            digits = 0
+            value = 0
+        else:
+            return False
+    if parts != 4:
+        return False
+    out[0] = result
+    return True
+
+
+cdef bint _in_network(uint64_t hi, uint64_t lo, tuple network):
+    cdef uint64_t net_hi = network[1], net_lo = network[2]
+    cdef int prefix = network[3]
+    cdef uint64_t mask_hi, mask_lo
+    if network[0] == 4:
+        mask_lo = 0 if prefix == 0 else ((<uint64_t>0xFFFFFFFF) << (32 - prefix)) & 0xFFFFFFFF
+        return (lo & mask_lo) == net_lo
+    if prefix >= 64:
+        mask_hi = 0xFFFFFFFFFFFFFFFF
+        mask_lo = 0 if prefix == 64 else (<uint64_t>0xFFFFFFFFFFFFFFFF) << (128 - prefix)
+    else:
+        mask_hi = 0 if prefix == 0 else (<uint64_t>0xFFFFFFFFFFFFFFFF) << (64 - prefix)
+        mask_lo = 0
+    return (hi & mask_hi) == net_hi and (lo & mask_lo) == net_lo
+
+
+cdef bint _glob_match(PyObject* text, PyObject* pattern):
+    """`*` any run, `?` one character; greedy two-pointer matching, no backtracking blow-up."""
+    cdef Py_ssize_t nt = PyUnicode_GET_LENGTH(text), np = PyUnicode_GET_LENGTH(pattern)
+    cdef Py_ssize_t t = 0, p = 0, star_p = -1, star_t = 0
+    cdef unsigned int pc
+    while t < nt:
+        if p < np:
+            pc = PyUnicode_READ_CHAR(pattern, p)
+            if pc == 42:  # '*'
+                star_p = p
+                star_t = t
+                p += 1
+                continue
+            if pc == 63 or pc == PyUnicode_READ_CHAR(text, t):  # '?'
+                t += 1
+                p += 1
+                continue
+        if star_p >= 0:
+            star_t += 1
+            t = star_t
+            p = star_p + 1
+        else:
+            return False
+    while p < np and PyUnicode_READ_CHAR(pattern, p) == 42:
+        p += 1
+    return p == np
+
+
+cdef int _digits(PyObject* text, Py_ssize_t at, int count, int* out):
+    cdef int value = 0, k
+    cdef unsigned int ch
+    for k in range(count):
+        ch = PyUnicode_READ_CHAR(text, at + k)
+        if not (48 <= ch <= 57):
+            return 0
+        value = value * 10 + (ch - 48)
+    out[0] = value
+    return 1
+
+
+cdef int64_t _days_from_civil(int64_t y, int m, int d):
+    """Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm)."""
+    y -= m <= 2
+    cdef int64_t era = (y if y >= 0 else y - 399) // 400
+    cdef int64_t yoe = y - era * 400
+    cdef int64_t doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    cdef int64_t doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
+cdef bint _parse_rfc3339(PyObject* text, int64_t* out):
+    """`YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM)` exactly as `literals.parse_timestamp`."""
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(text), k = 19, frac_digits = 0
+    cdef int year, month, day, hour, minute, second, off_h = 0, off_m = 0, sign = 0
+    cdef int64_t fraction = 0
+    cdef unsigned int ch
+    cdef int month_days[13]
+    if n < 20:
+        return False
+    if not (_digits(text, 0, 4, &year) and PyUnicode_READ_CHAR(text, 4) == 45
+            and _digits(text, 5, 2, &month) and PyUnicode_READ_CHAR(text, 7) == 45
+            and _digits(text, 8, 2, &day)):
+        return False
+    ch = PyUnicode_READ_CHAR(text, 10)
+    if not (ch == 84 or ch == 116 or ch == 32):
+        return False
+    if not (_digits(text, 11, 2, &hour) and PyUnicode_READ_CHAR(text, 13) == 58
+            and _digits(text, 14, 2, &minute) and PyUnicode_READ_CHAR(text, 16) == 58
+            and _digits(text, 17, 2, &second)):
+        return False
+    if PyUnicode_READ_CHAR(text, k) == 46:
+        k += 1
+        while k < n and 48 <= PyUnicode_READ_CHAR(text, k) <= 57:
+            if frac_digits < 6:
+                fraction = fraction * 10 + (PyUnicode_READ_CHAR(text, k) - 48)
+            frac_digits += 1
+            k += 1
+        if frac_digits == 0 or frac_digits > 9:
+            return False
+        while frac_digits < 6:
+            fraction *= 10
+            frac_digits += 1
+    if k >= n:
+        return False
+    ch = PyUnicode_READ_CHAR(text, k)
+    if ch == 90 or ch == 122:
+        if k + 1 != n:
+            return False
+    elif ch == 43 or ch == 45:
+        sign = 1 if ch == 43 else -1
+        if not (k + 6 == n and _digits(text, k + 1, 2, &off_h)
+                and PyUnicode_READ_CHAR(text, k + 3) == 58 and _digits(text, k + 4, 2, &off_m)):
+            return False
+    else:
+        return False
+    month_days[:] = [0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+    if year % 4 == 0 and (year % 100 != 0 or year % 400 == 0):
+        month_days[2] = 29
+    if (year < 1 or month < 1 or month > 12 or day < 1 or day > month_days[month]
+            or hour > 23 or minute > 59 or second > 59 or off_h > 23 or off_m > 59):
+        return False
+    out[0] = ((_days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second
+               - sign * (off_h * 3600 + off_m * 60)) * 1_000_000 + fraction)
+    return True
