@@ -6,10 +6,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from . import compile as compile_command
 from . import eval as eval_command
 from . import validate as validate_command
 
-SUBCOMMANDS = (validate_command, eval_command)
+SUBCOMMANDS = (validate_command, compile_command, eval_command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -19,7 +20,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for module in SUBCOMMANDS:
         module.register(commands)
     args = parser.parse_args(argv)
-    return int(args.run(args) or 0)
+    try:
+        return int(args.run(args) or 0)
+    except BrokenPipeError:  # e.g. `layergate eval ... | head`: the reader left, not an error
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

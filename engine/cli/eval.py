@@ -10,20 +10,20 @@ import orjson
 from layergate.dsl import PolicyError
 
 from ..decision import invalid_request_decision
-from ..interpreter import Interpreter
 from ..request import RequestError, caller_from_spiffe_id
-from ..revision import policy_revision
-from .common import add_policy_arguments, load, report
+from .common import ENGINES, add_policy_arguments, load_evaluator, report
 from .progress import Progress
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "eval", help="decide every request of a JSON-lines file, writing JSON lines")
-    add_policy_arguments(parser)
+    add_policy_arguments(parser, compiled=True)
     parser.add_argument("--requests", type=Path, required=True,
                         help="AuthZEN-shaped requests, one JSON object per line (- for stdin)")
     parser.add_argument("--explain", action="store_true", help="include every layer's outcome")
+    parser.add_argument("--engine", choices=ENGINES, default="cython",
+                        help="evaluator (default: the compiled Cython one)")
     parser.add_argument("--caller", metavar="SPIFFE_ID", type=_caller,
                         help="the caller identity a server would take from the client "
                              "certificate (offline evaluation only; default: none)")
@@ -34,11 +34,10 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        policy, data = load(args)
+        evaluator = load_evaluator(args, args.engine)
     except PolicyError as error:
         return report(error)
-    revision = policy_revision(policy.sources, data)
-    evaluator = Interpreter(policy, data, revision)
+    revision = evaluator.revision
     lines = _read_lines(args.requests)
     progress = Progress(len(lines), "eval", args.progress)
     out = sys.stdout.buffer

@@ -1,0 +1,207 @@
+"""Decision tables and the Authorizer: serialization, revisions, compile errors, backends."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from layergate.dsl import PolicyError, ast, load_data, load_policy, parse_policy
+from layergate.dsl.loader import compile_sources
+from layergate.engine import (
+    Authorizer,
+    ExtensionMissing,
+    RequestError,
+    Tables,
+    TablesFormatError,
+    _eval,
+    compile_policy,
+    compiler,
+    opcodes,
+)
+from layergate.engine.tables import FORMAT_VERSION, MAGIC
+
+from .conftest import EXAMPLES
+
+EXAMPLE_DIRS = sorted(p for p in EXAMPLES.iterdir() if (p / "policy.lg").exists())
+
+
+def _compile(example: Path) -> Tables:
+    data = load_data(example / "data.json")
+    return compile_policy(load_policy(example / "policy.lg", data), data)
+
+
+def test_extension_and_python_agree_on_numbering() -> None:
+    _eval._check_opcodes()
+    assert opcodes.ERROR_CODES[opcodes.E_INVALID] == "invalid_value"
+
+
+@pytest.mark.parametrize("example", EXAMPLE_DIRS, ids=lambda p: p.name)
+def test_tables_round_trip_through_bytes(example: Path) -> None:
+    tables = _compile(example)
+    blob = tables.to_bytes()
+    again = Tables.from_bytes(blob)
+    assert again == tables
+    assert again.to_bytes() == blob
+    assert _compile(example).to_bytes() == blob  # compiling is deterministic
+
+
+def test_revision_changes_with_policy_or_data_and_only_then(tmp_path: Path) -> None:
+    text = 'layer a { allow * on * when data.docs[subject.id].ok }\n'
+    data = {"docs": {"s": {"ok": True}}}
+    base = compile_policy(parse_policy(text, "one.lg", data), data).revision
+    assert compile_policy(parse_policy(text, "elsewhere/two.lg", data), data).revision == base
+    assert compile_policy(parse_policy(text + "# note\n", "one.lg", data), data).revision != base
+    changed = {"docs": {"s": {"ok": False}}}
+    assert compile_policy(parse_policy(text, "one.lg", changed), changed).revision != base
+    reordered = {"docs": {"s": {"ok": True}}}
+    assert compile_policy(parse_policy(text, "one.lg", reordered), reordered).revision == base
+
+
+def test_foreign_stale_and_corrupt_bytes_are_refused() -> None:
+    blob = _compile(EXAMPLE_DIRS[0]).to_bytes()
+    with pytest.raises(TablesFormatError, match="bad magic"):
+        Tables.from_bytes(b"PK\x03\x04" + blob)
+    stale = MAGIC + (FORMAT_VERSION + 1).to_bytes(4, "big") + blob[len(MAGIC) + 4:]
+    with pytest.raises(TablesFormatError, match="recompile"):
+        Tables.from_bytes(stale)
+    with pytest.raises(TablesFormatError, match="corrupt"):
+        Tables.from_bytes(blob[:-20])
+
+
+def test_data_that_contradicts_the_policy_is_a_coded_compile_error() -> None:
+    text = ("role reader { read on doc }\n"
+            "layer a {\n  allow * on * when grants(data.sa[subject.id].roles)\n}\n")
+    data = {"sa": {"s1": {"roles": ["reader"]}, "s2": {"roles": ["raeder"]}}}
+    policy = parse_policy(text, "p.lg", data)
+    with pytest.raises(PolicyError) as info:
+        compile_policy(policy, data)
+    diagnostic = info.value.diagnostics[0]
+    assert diagnostic.code == "unknown_role"
+    assert (diagnostic.span.file, diagnostic.span.line, diagnostic.span.column) == ("p.lg", 3, 21)
+    assert "s2" in diagnostic.message and "raeder" in diagnostic.message
+
+
+def test_an_index_too_large_is_a_coded_compile_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(compiler, "MAX_INDEX_CELLS", 4)
+    policy = parse_policy("layer a { allow [r, w] on [x, y] }\n", "p.lg")
+    with pytest.raises(PolicyError) as info:
+        compile_policy(policy)
+    assert info.value.codes == ["index_too_large"]
+
+
+def test_compile_stages_are_named_and_timed() -> None:
+    report = compiler.CompileReport()
+    data = load_data(EXAMPLE_DIRS[0] / "data.json")
+    compile_policy(load_policy(EXAMPLE_DIRS[0] / "policy.lg", data), data, report)
+    assert list(report.stages) == ["resolve", "normalize", "intern", "index", "seal"]
+
+
+def test_the_index_sends_requests_only_to_rules_that_can_apply() -> None:
+    text = """layer a {
+      allow read on doc
+      deny * on doc when context.x
+      allow write on *
+      allow * on *
+    }
+    """
+    tables = compile_policy(parse_policy(text))
+    evaluator = _python_twin(tables)
+    sid = {s: i for i, s in enumerate(tables.strings)}
+
+    def rules(action: int, resource_type: int) -> list[str]:
+        bucket = evaluator.bucket(0, action, resource_type)
+        members = tables.bucket_rules[tables.bucket_start[bucket]:tables.bucket_start[bucket + 1]]
+        return [tables.rule_ids[r] for r in members]
+
+    assert rules(sid["read"], sid["doc"]) == ["a.2", "a.1", "a.4"]
+    assert rules(sid["write"], sid["doc"]) == ["a.2", "a.3", "a.4"]
+    assert rules(sid["write"], -1) == ["a.3", "a.4"]
+    assert rules(-1, -1) == ["a.4"]
+    assert rules(-1, sid["doc"]) == ["a.2", "a.4"]
+
+
+def _python_twin(tables: Tables):
+    from layergate.engine.pyeval import TableEvaluator
+
+    return TableEvaluator(tables)
+
+
+def test_authorizer_from_files_and_from_compiled(tmp_path: Path) -> None:
+    example = EXAMPLES / "invoice"
+    authorizer = Authorizer.from_files(example / "policy.lg", example / "data.json")
+    path = tmp_path / "invoice.lgt"
+    path.write_bytes(authorizer.tables.to_bytes())
+    loaded = Authorizer.from_compiled(path)
+    twin = Authorizer.from_compiled(path, backend="python")
+    request = {"subject": {"type": "service_account", "id": "billing-eu"},
+               "action": {"name": "read"},
+               "resource": {"type": "invoice", "id": "i",
+                            "properties": {"customer_id": "cust-100"}}}
+    for engine in (authorizer, loaded, twin):
+        decision = engine.check(request)
+        assert decision.allowed and decision.revision == authorizer.revision
+    with pytest.raises(RequestError) as info:
+        authorizer.check({"subject": {"type": "sa"}, "action": {"name": "read"}})
+    assert info.value.field == "subject.id"
+    with pytest.raises(ValueError, match="backend"):
+        Authorizer(authorizer.tables, backend="fast")
+
+
+def test_a_missing_extension_is_reported_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "layergate.engine._eval", None)
+    tables = _compile(EXAMPLES / "invoice")
+    with pytest.raises(ExtensionMissing, match="not built"):
+        Authorizer(tables)
+    assert Authorizer(tables, backend="python").check  # the twin only when asked for
+
+
+def test_evaluators_are_safe_to_share_between_threads() -> None:
+    authorizer = Authorizer.from_files(EXAMPLES / "invoice" / "policy.lg",
+                                       EXAMPLES / "invoice" / "data.json")
+    requests = [
+        {"subject": {"type": "service_account", "id": "billing-eu"}, "action": {"name": "submit"},
+         "resource": {"type": "invoice", "id": f"i{n}",
+                      "properties": {"customer_id": "cust-100", "amount": n, "currency": "EUR"}}}
+        for n in range(-50, 60_000, 97)
+    ]
+    expected = [d.decision for d in authorizer.check_batch(requests)]
+    failures: list[str] = []
+
+    def work() -> None:
+        for _ in range(20):
+            got = [authorizer.check(r).decision for r in requests[:50]]
+            if got != expected[:50]:
+                failures.append("mismatch")
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert expected.count("allow") > 0 and expected.count("deny") > 0
+
+
+def test_compile_and_eval_compiled_from_the_command_line(tmp_path: Path) -> None:
+    example = EXAMPLES / "cicd-deploy"
+    output = tmp_path / "cicd.lgt"
+    cli = [sys.executable, "-m", "layergate.engine.cli"]
+    result = subprocess.run([*cli, "compile", str(example / "policy.lg"), "--data",
+                             str(example / "data.json"), "-o", str(output)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert output.read_bytes().startswith(MAGIC)
+    result = subprocess.run([*cli, "eval", "--compiled", str(output), "--requests",
+                             str(example / "requests.jsonl"), "--caller",
+                             "spiffe://example.org/ns/edge/sa/deploy-gateway"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count('"decision":"allow"') == 2
+
+
+def test_policies_sources_are_kept_for_the_revision() -> None:
+    policy = compile_sources([ast.Source("a.lg", "layer a { allow * on * }\n")])
+    assert policy.sources[0].text.startswith("layer a")
