@@ -299,7 +299,7 @@ class _Program:
         self.slots: dict[tuple[int, tuple[str, ...]], int] = {}
         self.slot_rows: list[tuple[int, list[int], list[int]]] = []
         self.steps: list[tuple[int, int, int, int]] = []
-        self.columns: dict[tuple[str, tuple[Any, ...]], int] = {}
+        self.columns: dict[tuple[str, str, tuple[Any, ...]], int] = {}
         self.column_rows: list[tuple[int, int, list[tuple[int, int, int]]]] = []
         self.docs: dict[str, int] = {}
         self.doc_rows: list[list[int]] = []
@@ -448,8 +448,10 @@ class _Program:
 
     def column(self, path: ast.Path, document: dict[str, Any], index_at: int, end: int) -> int:
         doc_name = _prefix(path, index_at)
-        tail = tuple(_static_key(s) for s in path.steps[index_at + 1:end])
-        found = self.columns.get((doc_name, tail))
+        # Error paths name the key expression, so a column is per (document, key, tail).
+        identity = (doc_name, _prefix(path, index_at + 1),
+                    tuple(_static_key(s) for s in path.steps[index_at + 1:end]))
+        found = self.columns.get(identity)
         if found is not None:
             return found
         doc = self.docs.get(doc_name)
@@ -458,7 +460,7 @@ class _Program:
             doc = self.docs[doc_name] = len(self.doc_rows)
             self.doc_rows.append([self.b.sid(k) for k in keys])
         cells = [self._cell(document[k], path, index_at, end) for k in keys]
-        found = self.columns[(doc_name, tail)] = len(self.column_rows)
+        found = self.columns[identity] = len(self.column_rows)
         self.column_rows.append((doc, self.b.tid(_prefix(path, index_at + 1)), cells))
         return found
 

@@ -61,3 +61,5 @@ def check_expectation(decision: Decision, case: Mapping[str, Any], label: str) -
     if "reasons" in case:
         assert list(decision.reasons) == case["reasons"], f"{label}: {decision.to_json()}"
     assert list(decision.error_codes) == case.get("errors", []), f"{label}: {decision.to_json()}"
+    if "error_paths" in case:
+        assert [e.path for e in decision.errors] == case["error_paths"], label

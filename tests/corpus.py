@@ -38,14 +38,14 @@ class Case:
 
 
 def load_cases(root: Path = CASES) -> Iterator[Case]:
-    for path in sorted(root.glob("*.yaml")):
+    for path in sorted(root.rglob("*.yaml")):  # found/ holds new differential failures
         document = yaml.safe_load(path.read_text())
         base = document.get("base", {})
         for spec in document["cases"]:
             for item in spec.get("requests", []):
                 if "request" in item:
                     item["request"] = merge_defaults(item["request"], base)
-            yield Case(path.stem, spec["name"], spec)
+            yield Case(str(path.relative_to(root).with_suffix("")), spec["name"], spec)
 
 
 def run_case(case: Case, make_evaluator: Any) -> None:
