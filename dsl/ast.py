@@ -6,6 +6,7 @@ re-parsed compares equal to the original.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 Scalar = str | int | float | bool
@@ -144,6 +145,28 @@ class Not:
 
 
 Expr = Literal | ListLiteral | ConstRef | Path | Now | Compare | Membership | Call | And | Or | Not
+
+
+def walk(node: Expr) -> Iterator[Expr]:
+    """Every sub-expression of `node`, itself included (path keys too), depth first."""
+    pending: list[Expr] = [node]
+    while pending:
+        current = pending.pop()
+        yield current
+        if isinstance(current, (And, Or)):
+            pending.extend((current.right, current.left))
+        elif isinstance(current, Not):
+            pending.append(current.operand)
+        elif isinstance(current, Compare):
+            pending.extend((current.right, current.left))
+        elif isinstance(current, Membership):
+            pending.extend((current.container, current.item))
+        elif isinstance(current, Call):
+            pending.extend(reversed(current.args))
+        elif isinstance(current, Path):
+            pending.extend(s.key for s in reversed(current.steps) if isinstance(s, Index))
+        elif isinstance(current, ListLiteral):
+            pending.extend(reversed(current.items))
 
 
 # ---- declarations --------------------------------------------------------------------------

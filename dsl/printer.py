@@ -76,30 +76,41 @@ def _string(value: str) -> str:
     return json.dumps(value, ensure_ascii=True)
 
 
-def expr(node: ast.Expr, needed: int = _OR) -> str:
+class Memo(dict):
+    """Printed sub-expressions by node identity, for printing many nested nodes in one pass."""
+
+
+def expr(node: ast.Expr, needed: int = _OR, memo: Memo | None = None) -> str:
     """Print an expression, parenthesised if it binds less tightly than `needed`."""
-    text, strength = _expr(node)
+    if memo is None:
+        text, strength = _expr(node, None)
+    else:
+        found = memo.get(id(node))
+        if found is None:
+            found = memo[id(node)] = _expr(node, memo)
+        text, strength = found
     return f"({text})" if strength < needed else text
 
 
-def _expr(node: ast.Expr) -> tuple[str, int]:
+def _expr(node: ast.Expr, memo: Memo | None) -> tuple[str, int]:
     if isinstance(node, ast.Or):
-        return f"{expr(node.left, _OR)} or {expr(node.right, _AND)}", _OR
+        return f"{expr(node.left, _OR, memo)} or {expr(node.right, _AND, memo)}", _OR
     if isinstance(node, ast.And):
-        return f"{expr(node.left, _AND)} and {expr(node.right, _NOT)}", _AND
+        return f"{expr(node.left, _AND, memo)} and {expr(node.right, _NOT, memo)}", _AND
     if isinstance(node, ast.Not):
-        return f"not {expr(node.operand, _NOT)}", _NOT
+        return f"not {expr(node.operand, _NOT, memo)}", _NOT
     if isinstance(node, ast.Compare):
-        return f"{expr(node.left, _OPERAND)} {node.op} {expr(node.right, _OPERAND)}", _TEST
+        left, right = expr(node.left, _OPERAND, memo), expr(node.right, _OPERAND, memo)
+        return f"{left} {node.op} {right}", _TEST
     if isinstance(node, ast.Membership):
-        item, container = expr(node.item, _OPERAND), expr(node.container, _OPERAND)
+        item, container = expr(node.item, _OPERAND, memo), expr(node.container, _OPERAND, memo)
         if node.written_as_contains:
             return f"{container} contains {item}", _TEST
         return f"{item} {'not in' if node.negated else 'in'} {container}", _TEST
-    return _operand(node), _OPERAND
+    return _operand(node, memo), _OPERAND
 
 
-def _operand(node: ast.Expr) -> str:
+def _operand(node: ast.Expr, memo: Memo | None = None) -> str:
     if isinstance(node, ast.Literal):
         return _scalar(node.value)
     if isinstance(node, ast.ListLiteral):
@@ -109,10 +120,10 @@ def _operand(node: ast.Expr) -> str:
     if isinstance(node, ast.Now):
         return "now"
     if isinstance(node, ast.Call):
-        return f"{node.name}(" + ", ".join(expr(a) for a in node.args) + ")"
+        return f"{node.name}(" + ", ".join(expr(a, _OR, memo) for a in node.args) + ")"
     if isinstance(node, ast.Path):
         return node.root + "".join(
-            f".{step.name}" if isinstance(step, ast.Field) else f"[{expr(step.key)}]"
+            f".{step.name}" if isinstance(step, ast.Field) else f"[{expr(step.key, _OR, memo)}]"
             for step in node.steps
         )
     raise TypeError(f"not an expression: {node!r}")

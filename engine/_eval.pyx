@@ -12,7 +12,6 @@ from array import array
 from collections.abc import Mapping
 import time
 
-from cpython.dict cimport PyDict_GetItem
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport PyObject
 from cpython.unicode cimport PyUnicode_Check, PyUnicode_Compare, PyUnicode_Tailmatch
@@ -31,14 +30,18 @@ from layergate.engine.request import (
 )
 
 cdef extern from "Python.h":
+    PyObject* PyDict_GetItemWithError(object p, object key) except? NULL
     bint PyBool_Check(object o)
     bint PyLong_Check(PyObject* o)
     bint PyFloat_Check(PyObject* o)
     bint PyList_Check(PyObject* o)
     bint PyDict_Check(PyObject* o)
-    double PyLong_AsDouble(PyObject* o) except? -1.0
+    double PyLong_AsDouble(PyObject* o)
+    void PyErr_Clear()
+    PyObject* PyErr_Occurred()
+    int PyObject_IsInstance(PyObject* o, PyObject* cls)
     double PyFloat_AS_DOUBLE(PyObject* o)
-    long long PyLong_AsLongLong(PyObject* o) except? -1
+    long long PyLong_AsLongLong(PyObject* o)
     unsigned long long PyLong_AsUnsignedLongLong(PyObject* o) except? 0
     Py_ssize_t PyUnicode_GET_LENGTH(PyObject* o)
     unsigned int PyUnicode_READ_CHAR(PyObject* o, Py_ssize_t index)
@@ -46,10 +49,17 @@ cdef extern from "Python.h":
     PyObject* Py_False
     PyObject* Py_None
     PyObject* PyTuple_GET_ITEM(object t, Py_ssize_t i)
+    int _PyLong_Sign(PyObject* o)
 
 cdef dict _EMPTY = {}
+
+
+cdef inline PyObject* _get(object mapping, object key) except? NULL:
+    """A borrowed dict item, NULL when absent (keys are strings: lookups cannot fail)."""
+    return PyDict_GetItemWithError(mapping, key)
 cdef tuple ROOT_KEYS = ("subject", "action", "resource", "context")
 cdef int CACHE_LIMIT = 100_000
+DEF ALLOW_SLOTS = 4096
 
 
 class CompiledMismatch(RuntimeError):
@@ -177,9 +187,11 @@ cdef class Evaluator:
     cdef int ngrants
     cdef uint64_t* bitset_words
     cdef list deny_decisions    # layer * (nrules + 1) + rule + 1 -> shared Decision
-    cdef dict allow_decisions   # tuple of allowing rules -> shared Decision
+    cdef list allow_decisions   # shared allow Decisions, found through allow_slots
+    cdef int32_t* allow_slots   # open addressing: ALLOW_SLOTS x (decision index, rule per layer)
     cdef dict address_cache
     cdef dict network_cache
+    cdef list spare  # idle scratch spaces: a call takes one, or makes one, and gives it back
 
     def __init__(self, tables, clock=time.time):
         self.tables = tables
@@ -248,9 +260,11 @@ cdef class Evaluator:
         cdef uint64_t[::1] view = words
         self.bitset_words = &view[0]
         self.deny_decisions = [None] * (self.nlayers * (self.nrules + 1))
-        self.allow_decisions = {}
+        self.allow_decisions = []
+        self.allow_slots = self._i32(array("i", [-1]) * (ALLOW_SLOTS * (self.nlayers + 1)))
         self.address_cache = {}
         self.network_cache = {}
+        self.spare = []
 
     cdef int32_t* _i32(self, values) except NULL:
         buffer = array("i", values or [0])
@@ -272,14 +286,27 @@ cdef class Evaluator:
 
     # ---- the Authorizer signature ----------------------------------------------------------
 
-    def check(self, request, caller=None, bint explain=False):
-        """Decide one request; raises `RequestError` if it is malformed."""
-        cdef _Request req = _Request(self.nslots, self.words)
+    cdef _Request _take(self, object caller):
+        cdef _Request req = self.spare.pop() if self.spare else _Request(self.nslots, self.words)
         req.caller = normalize_caller(caller) if caller else _EMPTY
         req.now = <int64_t>(self.clock() * 1_000_000)
+        return req
+
+    cdef void _give_back(self, _Request req):
         req.reset()
-        self._load(req, request, None)
-        return self._decide(req, explain)
+        req.caller = None
+        if len(self.spare) < 16:
+            self.spare.append(req)
+
+    def check(self, request, caller=None, bint explain=False):
+        """Decide one request; raises `RequestError` if it is malformed."""
+        cdef _Request req = self._take(caller)
+        try:
+            req.reset()
+            self._load(req, request, None)
+            return self._decide(req, explain)
+        finally:
+            self._give_back(req)
 
     def check_batch(self, requests, defaults=None, str semantic="execute_all", caller=None,
                     bint explain=False):
@@ -287,9 +314,7 @@ cdef class Evaluator:
         check_semantic(semantic)
         cdef bint stop_on_deny = semantic == "deny_on_first_deny"
         cdef bint stop_on_permit = semantic == "permit_on_first_permit"
-        cdef _Request req = _Request(self.nslots, self.words)
-        req.caller = normalize_caller(caller) if caller else _EMPTY
-        req.now = <int64_t>(self.clock() * 1_000_000)
+        cdef _Request req = self._take(caller)
         cdef list out = []
         cdef object decision
         for item in requests:
@@ -305,6 +330,7 @@ cdef class Evaluator:
                 break
             if stop_on_permit and (<object>decision).allowed:
                 break
+        self._give_back(req)
         return out
 
     # ---- reading the request ---------------------------------------------------------------
@@ -316,11 +342,9 @@ cdef class Evaluator:
             req.keep = normalized
             for k in range(4):
                 req.roots[k] = <PyObject*>normalized[ROOT_KEYS[k]]
+            req.action = self._sid(_get(normalized["action"], "name"))
+            req.resource_type = self._sid(_get(normalized["resource"], "type"))
         req.roots[4] = <PyObject*>req.caller
-        action = <object>PyDict_GetItem(<object>req.roots[1], "name")
-        resource_type = <object>PyDict_GetItem(<object>req.roots[2], "type")
-        req.action = self._sid(<PyObject*>action)
-        req.resource_type = self._sid(<PyObject*>resource_type)
         return 0
 
     cdef bint _load_fast(self, _Request req, object request, object defaults):
@@ -331,9 +355,9 @@ cdef class Evaluator:
         if defaults is not None and not PyDict_Check(<PyObject*>defaults):
             return False
         for k in range(4):
-            value = PyDict_GetItem(request, ROOT_KEYS[k])
+            value = _get(request, ROOT_KEYS[k])
             if (value == NULL or value == Py_None) and defaults is not None:
-                value = PyDict_GetItem(defaults, ROOT_KEYS[k])
+                value = _get(defaults, ROOT_KEYS[k])
             if value == NULL or value == Py_None:
                 if k == 3:
                     value = <PyObject*>_EMPTY
@@ -342,23 +366,30 @@ cdef class Evaluator:
             if not PyDict_Check(value):
                 return False
             if k < 3:
-                if not _has_string(value, "name" if k == 1 else "type"):
+                field = _get(<object>value, "name" if k == 1 else "type")
+                if field == NULL or not PyUnicode_Check(<object>field):
                     return False
-                if k != 1 and not _has_string(value, "id"):
-                    return False
-                field = PyDict_GetItem(<object>value, "properties")
+                if k == 1:
+                    req.action = self._sid(field)
+                else:
+                    if k == 2:
+                        req.resource_type = self._sid(field)
+                    if not _has_string(value, "id"):
+                        return False
+                field = _get(<object>value, "properties")
                 if field != NULL and field != Py_None and not PyDict_Check(field):
                     return False
             req.roots[k] = value
         return True
 
-    cdef inline int64_t _sid(self, PyObject* text):
-        cdef PyObject* found = PyDict_GetItem(self.sids, <object>text)
+    cdef inline int64_t _sid(self, PyObject* text) noexcept:
+        cdef PyObject* found = PyDict_GetItemWithError(self.sids, <object>text)
         if found == NULL:
+            PyErr_Clear()  # a str key cannot fail to hash; never leave an error behind
             return -1
         return PyLong_AsLongLong(found)
 
-    cdef Val _classify(self, PyObject* o) except *:
+    cdef Val _classify(self, PyObject* o) noexcept:
         cdef Val v
         v.i = 0
         v.num = 0.0
@@ -368,10 +399,10 @@ cdef class Evaluator:
             v.i = 1 if o == Py_True else 0
         elif PyLong_Check(o):
             v.tag = T_NUM
-            try:
-                v.num = PyLong_AsDouble(o)
-            except OverflowError:
-                v.num = INFINITY if <object>o > 0 else -INFINITY
+            v.num = PyLong_AsDouble(o)
+            if v.num == -1.0 and PyErr_Occurred() != NULL:  # too large for a double
+                PyErr_Clear()
+                v.num = INFINITY if _PyLong_Sign(o) > 0 else -INFINITY
         elif PyFloat_Check(o):
             v.tag = T_NUM
             v.num = PyFloat_AS_DOUBLE(o)
@@ -381,13 +412,13 @@ cdef class Evaluator:
         elif PyList_Check(o):
             v.tag = T_LIST
             v.i = -1
-        elif PyDict_Check(o) or isinstance(<object>o, Mapping):
+        elif PyDict_Check(o) or _is_mapping(o):
             v.tag = T_OBJ
         else:
             v.tag = T_OTHER
         return v
 
-    cdef Val _const(self, int c):
+    cdef Val _const(self, int c) noexcept:
         cdef Val v
         v.tag = self.const_tag[c]
         v.i = self.const_int[c]
@@ -401,12 +432,12 @@ cdef class Evaluator:
             v.obj = PyTuple_GET_ITEM(self.objects, v.i)
         return v
 
-    cdef inline Py_ssize_t _len(self, Val v):
+    cdef inline Py_ssize_t _len(self, Val v) noexcept:
         if v.obj == NULL:
             return self.const_len[v.i]
         return PyList_GET_SIZE(<object>v.obj)
 
-    cdef inline Val _item(self, Val v, Py_ssize_t k) except *:
+    cdef inline Val _item(self, Val v, Py_ssize_t k) noexcept:
         if v.obj == NULL:
             return self._const(self.list_items[self.const_int[v.i] + k])
         return self._classify(PyList_GET_ITEM(<object>v.obj, k))
@@ -455,14 +486,32 @@ cdef class Evaluator:
                     cached = self._build(req, explain, evaluated, outcomes, chosen)
                     self.deny_decisions[slot] = cached
                 return cached
-            key = tuple([chosen[k] for k in range(self.nlayers)])
-            cached = self.allow_decisions.get(key)
-            if cached is None:
-                cached = self._build(req, explain, evaluated, outcomes, chosen)
-                if len(self.allow_decisions) < CACHE_LIMIT:
-                    self.allow_decisions[key] = cached
-            return cached
+            return self._allow(req, evaluated, outcomes, chosen)
         return self._build(req, explain, evaluated, outcomes, chosen)
+
+    cdef object _allow(self, _Request req, int evaluated, int* outcomes, int* chosen):
+        """The shared Decision for this combination of allowing rules (built on first use)."""
+        cdef uint64_t h = 14695981039346656037ULL, prime = 1099511628211ULL
+        cdef int k, probe, width = self.nlayers + 1
+        cdef int32_t* entry
+        for k in range(self.nlayers):
+            h = (h ^ <uint64_t>(chosen[k] + 1)) * prime
+        for probe in range(ALLOW_SLOTS):
+            entry = self.allow_slots + ((h + probe) & (ALLOW_SLOTS - 1)) * width
+            if entry[0] < 0:
+                decision = self._build(req, False, evaluated, outcomes, chosen)
+                if len(self.allow_decisions) < ALLOW_SLOTS // 2:
+                    for k in range(self.nlayers):
+                        entry[k + 1] = chosen[k]
+                    entry[0] = len(self.allow_decisions)
+                    self.allow_decisions.append(decision)
+                return decision
+            for k in range(self.nlayers):
+                if entry[k + 1] != chosen[k]:
+                    break
+            else:
+                return self.allow_decisions[entry[0]]
+        return self._build(req, False, evaluated, outcomes, chosen)
 
     cdef object _build(self, _Request req, bint explain, int evaluated, int* outcomes,
                        int* chosen):
@@ -636,7 +685,7 @@ cdef class Evaluator:
         self._set_bool(out, result)
         return 0
 
-    cdef inline bint _equal(self, Val* x, Val* y) except -1:
+    cdef inline bint _equal(self, Val* x, Val* y) noexcept:
         if x.tag == T_NUM:
             return x.num == y.num
         if x.tag == T_STR:
@@ -698,7 +747,7 @@ cdef class Evaluator:
             if value.tag != T_OBJ:
                 return self._fail(req, E_TYPE, self.step_text[step])
             if PyDict_Check(value.obj):
-                child = PyDict_GetItem(<object>value.obj, <object>key_obj)
+                child = _get(<object>value.obj, <object>key_obj)
             else:
                 found = (<object>value.obj).get(<object>key_obj)
                 req.keep = (req.keep, found)  # keep it alive for the borrowed reference
@@ -722,7 +771,7 @@ cdef class Evaluator:
         for step in range(self.slot_step_start[slot], self.slot_step_start[slot + 1]):
             key = self.slot_keys[step]
             if PyDict_Check(value):
-                value = PyDict_GetItem(<object>value, key)
+                value = _get(<object>value, key)
             elif isinstance(<object>value, Mapping):
                 found = (<object>value).get(key)
                 req.keep = (req.keep, found)
@@ -969,8 +1018,20 @@ cdef class Evaluator:
 
 # ---- helpers on str objects (no allocation) ---------------------------------------------------
 
+cdef object _MAPPING = Mapping
+
+
+cdef bint _is_mapping(PyObject* o) noexcept:
+    """isinstance(o, Mapping), treating a failing check as "no"."""
+    cdef int found = PyObject_IsInstance(o, <PyObject*>_MAPPING)
+    if found < 0:
+        PyErr_Clear()
+        return False
+    return found == 1
+
+
 cdef bint _has_string(PyObject* entity, str key):
-    cdef PyObject* value = PyDict_GetItem(<object>entity, key)
+    cdef PyObject* value = _get(<object>entity, key)
     return value != NULL and PyUnicode_Check(<object>value)
 
 

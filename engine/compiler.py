@@ -17,7 +17,8 @@ from typing import Any
 
 from layergate.dsl import PolicyError, ast
 from layergate.dsl.errors import Diagnostic, SourceLines
-from layergate.dsl.printer import expr as expr_text
+from layergate.dsl.printer import Memo
+from layergate.dsl.printer import expr as printed
 
 from . import opcodes as op
 from .revision import policy_revision
@@ -107,8 +108,11 @@ class _Builder:
         """A role list in data that names undeclared roles contradicts the policy."""
         for layer in self.policy.layers:
             for rule in layer.rules:
-                for call in _calls(rule.condition, "grants"):
-                    self._check_role_source(call)
+                if rule.condition is None:
+                    continue
+                for node in ast.walk(rule.condition):
+                    if isinstance(node, ast.Call) and node.name == "grants":
+                        self._check_role_source(node)
 
     def _check_role_source(self, call: ast.Call) -> None:
         path = call.args[0]
@@ -130,7 +134,7 @@ class _Builder:
                 unknown = sorted({v for v in value if isinstance(v, str)} - set(self.policy.roles))
                 if unknown:
                     self.problem("unknown_role", f"data entry `{key}` of "
-                                 f"`{expr_text(ast.Path(path.root, path.steps[:1]))}` binds "
+                                 f"`{_prefix(path, 1)}` binds "
                                  f"undeclared role(s) {', '.join(map(repr, unknown))}",
                                  call.span)
 
@@ -291,6 +295,7 @@ class _Program:
 
     def __init__(self, builder: _Builder) -> None:
         self.b = builder
+        self.memo = Memo()
         self.nodes: list[tuple[int, int, int, int, int]] = []
         self.consts: list[tuple[int, int, float, int, int]] = []
         self.const_ids: dict[Any, int] = {}
@@ -309,11 +314,14 @@ class _Program:
         self.nodes.append((opcode, a, b, c, self.b.tid(text)))
         return len(self.nodes) - 1
 
+    def text(self, e: ast.Expr) -> str:
+        return printed(e, memo=self.memo)
+
     def condition(self, expr: ast.Expr) -> int:
-        return self.node(op.TRUTH, self.expr(expr), text=expr_text(expr))
+        return self.node(op.TRUTH, self.expr(expr), text=self.text(expr))
 
     def expr(self, e: ast.Expr) -> int:
-        text = expr_text(e)
+        text = self.text(e)
         if isinstance(e, ast.Literal):
             return self.node(op.CONST, self.scalar(e.value), text=text)
         if isinstance(e, ast.ListLiteral):
@@ -421,7 +429,7 @@ class _Program:
             else:
                 assert isinstance(step, ast.Index)
                 self.steps.append((op.STEP_DYNAMIC, self.expr(step.key), text, missing))
-        return self.node(op.WALK, base, first, len(path.steps) - start, text=expr_text(path))
+        return self.node(op.WALK, base, first, len(path.steps) - start, text=self.text(path))
 
     def _data_path(self, path: ast.Path) -> int:
         """Resolve the static part at compile time; pre-join `data.doc[key].static...`."""
@@ -434,7 +442,7 @@ class _Program:
             value = value[_static_key(path.steps[position])]
             position += 1
         if position == len(path.steps):
-            return self.node(op.CONST, self.json_value(value), text=expr_text(path))
+            return self.node(op.CONST, self.json_value(value), text=self.text(path))
         if isinstance(value, dict) and position >= 1:
             end = position + 1
             while end < len(path.steps) and _static_key(path.steps[end]) is not None:
@@ -550,19 +558,7 @@ def _static_step(value: Any, path: ast.Path, position: int) -> int | None:
 
 
 def _prefix(path: ast.Path, steps: int) -> str:
-    return expr_text(ast.Path(path.root, path.steps[:steps]))
-
-
-def _calls(node: Any, name: str) -> list[ast.Call]:
-    found: list[ast.Call] = []
-    if isinstance(node, ast.Call) and node.name == name:
-        found.append(node)
-    if hasattr(node, "__dataclass_fields__"):
-        for child in node.__dataclass_fields__:
-            value = getattr(node, child)
-            for item in value if isinstance(value, tuple) else (value,):
-                found.extend(_calls(item, name))
-    return found
+    return printed(ast.Path(path.root, path.steps[:steps]))
 
 
 def _walk_strings(value: Any, intern: Callable[[str], int]) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from layergate.dsl import ast, literals
 from layergate.engine._eval import Evaluator
 from layergate.engine.compiler import compile_policy

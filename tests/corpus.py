@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from layergate.dsl import PolicyError, ast
 from layergate.dsl.loader import compile_sources
 from layergate.engine.request import merge_defaults

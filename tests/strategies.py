@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hypothesis import strategies as st
+
 from layergate.dsl import ast
 from layergate.dsl.printer import KEYWORDS
 from layergate.dsl.validate import FUNCTIONS

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from layergate.dsl import load_data, load_policy
 
 from .conftest import ANCHORS, EXAMPLES, fixed_clock

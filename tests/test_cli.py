@@ -9,6 +9,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+
 from layergate.engine.cli import main
 from layergate.engine.cli.progress import Progress
 

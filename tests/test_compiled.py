@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
+
 from layergate.dsl import PolicyError, ast, load_data, load_policy, parse_policy
 from layergate.dsl.loader import compile_sources
 from layergate.engine import (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from layergate.dsl import CODES, ast
 from layergate.dsl.loader import compile_sources
 from layergate.dsl.validate import FUNCTIONS

@@ -42,7 +42,7 @@ addresses = st.sampled_from(["10.1.2.3", "10.0.0.256", "192.168.1.1", "010.1.1.1
                              "2001:db8::1", "::ffff:10.1.2.3", "not-an-ip", "1.2.3"])
 scalars = st.one_of(strings, numbers, st.booleans(), timestamps, addresses)
 lists = st.one_of(st.lists(strings, max_size=3), st.lists(numbers, max_size=2),
-                  st.lists(st.sampled_from(ROLES + ["ghost-role"]), max_size=3),
+                  st.lists(st.sampled_from([*ROLES, "ghost-role"]), max_size=3),
                   st.lists(st.one_of(strings, numbers), max_size=3))
 values = st.one_of(st.none(), scalars, lists, st.just({"nested": "x"}))
 
@@ -200,8 +200,8 @@ def requests(draw: st.DrawFn) -> dict[str, Any]:
         "subject": {"type": draw(st.sampled_from(["service_account", "user"])),
                     "id": draw(st.sampled_from(SUBJECTS)),
                     "properties": props(["team", "roles", "level"])},
-        "action": {"name": draw(st.sampled_from(ACTIONS + ["purge"]))},
-        "resource": {"type": draw(st.sampled_from(TYPES + ["bucket"])),
+        "action": {"name": draw(st.sampled_from([*ACTIONS, "purge"]))},
+        "resource": {"type": draw(st.sampled_from([*TYPES, "bucket"])),
                      "id": draw(strings), "properties": resource_props},
         "context": props(["env", "amount", "flag", "time", "ip", "key"]),
     }

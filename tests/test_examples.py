@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from layergate.dsl import load_data, load_policy
 
 from .conftest import EXAMPLES, check_expectation, fixed_clock

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from layergate.dsl import PolicyError, load_data, load_policy, parse_data
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from layergate.dsl import PolicyError, parse_policy, to_text
 from layergate.dsl.parser import parse_module
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import orjson
+
 from layergate.dsl import PolicyError
 
 from ..decision import invalid_request_decision

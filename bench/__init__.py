@@ -1,0 +1,1 @@
+"""Layergate benchmark harness (workloads, micro-benchmarks)."""

@@ -1,0 +1,1 @@
+"""pytest configuration for the benchmarks (run explicitly: `pytest bench/`)."""
