@@ -1,0 +1,309 @@
+"""The gRPC server: Authorizer and Admin services, health, reflection, reload, shutdown.
+
+Servicers do no logic: they convert at the edge (`wire`), call the current `Authorizer`, and
+convert back. The policy in use is swapped atomically: each call reads `holder.current` once,
+so a reload never changes the policy under a request that is being decided.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from concurrent import futures
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from layergate.clients._gen import authz_pb2 as pb
+from layergate.clients._gen import authz_pb2_grpc as rpc
+from layergate.dsl import PolicyError, ast, load_data, parse_data, read_sources
+from layergate.dsl.errors import Diagnostic
+from layergate.dsl.loader import compile_sources
+
+from . import wire
+from .authorizer import Authorizer
+from .compiler import compile_policy
+from .decision import invalid_request_decision
+from .request import RequestError
+from .tables import Tables, TablesFormatError
+
+log = logging.getLogger("layergate.server")
+SERVICES = ("layergate.v1.Authorizer", "layergate.v1.Admin")
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """One loaded policy: the authorizer and where it came from."""
+
+    authorizer: Authorizer
+    sources: tuple[str, ...]
+    loaded_at: float
+
+
+@dataclass
+class PolicySource:
+    """Where the policy comes from: policy files (+ data), or compiled tables."""
+
+    policy: Sequence[Path] = ()
+    data: Path | None = None
+    compiled: Path | None = None
+
+    def files(self) -> list[Path]:
+        if self.compiled:
+            return [self.compiled]
+        found: list[Path] = []
+        for path in self.policy:
+            found.extend(sorted(path.rglob("*.lg")) if path.is_dir() else [path])
+        return found + ([self.data] if self.data else [])
+
+    def load(self) -> Loaded:
+        """Read, validate and compile; raises PolicyError (or OSError/TablesFormatError)."""
+        if self.compiled:
+            tables = Tables.from_bytes(self.compiled.read_bytes())
+        else:
+            documents = load_data(self.data) if self.data else None
+            policy = compile_sources(read_sources(list(self.policy)), documents)
+            tables = compile_policy(policy, documents)
+        return Loaded(Authorizer(tables), tuple(str(p) for p in self.files()), time.time())
+
+
+class PolicyHolder:
+    """The policy being served, replaced only by a policy that loaded completely."""
+
+    def __init__(self, source: PolicySource) -> None:
+        self.source = source
+        self._lock = threading.Lock()
+        self.current: Loaded = source.load()
+        self.reload_failures = 0
+
+    def reload(self) -> tuple[bool, list[Diagnostic]]:
+        """Load again from the source; on any failure keep serving the old policy."""
+        with self._lock:
+            try:
+                loaded = self.source.load()
+            except PolicyError as error:
+                self.reload_failures += 1
+                log.error("reload rejected, still serving %s:\n%s",
+                          self.current.authorizer.revision, error.format())
+                return False, list(error.diagnostics)
+            except (OSError, TablesFormatError) as error:
+                self.reload_failures += 1
+                log.error("reload rejected, still serving %s: %s",
+                          self.current.authorizer.revision, error)
+                span = ast.Span(str(getattr(error, "filename", "") or "<policy>"), 0, 0)
+                return False, [Diagnostic("file_unreadable", str(error), span)]
+            previous = self.current.authorizer.revision
+            self.current = loaded  # one reference assignment: atomic for readers
+            log.info("reloaded policy %s (was %s)", loaded.authorizer.revision, previous)
+            return True, []
+
+
+def _caller(context: grpc.ServicerContext) -> dict[str, str] | None:
+    """The calling workload as proven by the transport (mTLS); None without client certs."""
+    return None
+
+
+class AuthorizerService(rpc.AuthorizerServicer):
+    def __init__(self, holder: PolicyHolder) -> None:
+        self.holder = holder
+
+    def Check(self, request: pb.CheckRequest, context: grpc.ServicerContext) -> pb.CheckResponse:
+        authorizer = self.holder.current.authorizer
+        try:
+            decision = authorizer.check(wire.request_dict(request), _caller(context),
+                                        request.explain)
+        except RequestError as exc:
+            context.set_trailing_metadata((("layergate-field", exc.field),))
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{exc.field}: {exc.message}")
+        return wire.response(decision)
+
+    def BatchCheck(self, request: pb.BatchCheckRequest,
+                   context: grpc.ServicerContext) -> pb.BatchCheckResponse:
+        authorizer = self.holder.current.authorizer
+        try:
+            items, defaults, semantic = wire.batch_items(request)
+        except RequestError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{exc.field}: {exc.message}")
+        unreadable = {i: item for i, item in enumerate(items) if isinstance(item, RequestError)}
+        for index in unreadable:
+            items[index] = None  # denied below with the error that made it unreadable
+        decisions = authorizer.check_batch(items, defaults, semantic, _caller(context),
+                                           request.explain)
+        out = pb.BatchCheckResponse(revision=authorizer.revision)
+        for index, decision in enumerate(decisions):
+            if index in unreadable:
+                exc = unreadable[index]
+                decision = invalid_request_decision(exc.message, exc.field, authorizer.revision)
+            out.results.append(wire.response(decision))
+        return out
+
+    def StreamCheck(self, requests: Iterator[pb.StreamCheckRequest],
+                    context: grpc.ServicerContext) -> Iterator[pb.StreamCheckResponse]:
+        caller = _caller(context)
+        for message in requests:
+            authorizer = self.holder.current.authorizer  # per message: follows reloads
+            out = pb.StreamCheckResponse()
+            for correlation_id, item, explain in wire.stream_items(message):
+                result = out.results.add(correlation_id=correlation_id)
+                try:
+                    if isinstance(item, RequestError):
+                        raise item
+                    decision = authorizer.check(item, caller, explain)
+                except RequestError as exc:
+                    result.invalid_field = exc.field
+                    decision = invalid_request_decision(exc.message, exc.field,
+                                                        authorizer.revision)
+                result.response.CopyFrom(wire.response(decision))
+            yield out
+
+
+class AdminService(rpc.AdminServicer):
+    def __init__(self, holder: PolicyHolder) -> None:
+        self.holder = holder
+
+    def PolicyInfo(self, request: pb.PolicyInfoRequest,
+                   context: grpc.ServicerContext) -> pb.PolicyInfoResponse:
+        loaded = self.holder.current
+        tables = loaded.authorizer.tables
+        return pb.PolicyInfoResponse(revision=tables.revision, layers=tables.layer_names,
+                                     sources=loaded.sources, loaded_at=loaded.loaded_at,
+                                     pid=os.getpid(), rules=tables.rule_count)
+
+    def ValidatePolicy(self, request: pb.ValidatePolicyRequest,
+                       context: grpc.ServicerContext) -> pb.ValidatePolicyResponse:
+        sources = [ast.Source(name, text) for name, text in sorted(request.files.items())]
+        try:
+            data = None
+            if request.data:
+                name = "data.yaml" if request.data_format == "yaml" else "data.json"
+                data = parse_data(request.data, name)
+            tables = compile_policy(compile_sources(sources, data), data)
+        except PolicyError as error:
+            return pb.ValidatePolicyResponse(ok=False,
+                                             diagnostics=wire.diagnostics(error.diagnostics))
+        return pb.ValidatePolicyResponse(ok=True, revision=tables.revision)
+
+    def ReloadPolicy(self, request: pb.ReloadPolicyRequest,
+                     context: grpc.ServicerContext) -> pb.ReloadPolicyResponse:
+        reloaded, problems = self.holder.reload()
+        return pb.ReloadPolicyResponse(reloaded=reloaded,
+                                       revision=self.holder.current.authorizer.revision,
+                                       diagnostics=wire.diagnostics(problems))
+
+
+@dataclass
+class ServerOptions:
+    host: str = "127.0.0.1"
+    port: int = 50051
+    max_message_bytes: int = 64 * 1024 * 1024
+    threads: int = 16
+    grace_seconds: float = 10.0
+    watch_seconds: float = 2.0  # poll the policy files for changes (0: off)
+    reuse_port: bool = False  # only for --workers: otherwise a port clash must be an error
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Server:
+    """A running Layergate server (used by `layergate serve` and by the tests)."""
+
+    def __init__(self, holder: PolicyHolder, options: ServerOptions) -> None:
+        self.holder = holder
+        self.options = options
+        self.health = health.HealthServicer()
+        for name in ("", *SERVICES):
+            self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        grpc_options = [
+            ("grpc.max_receive_message_length", options.max_message_bytes),
+            ("grpc.max_send_message_length", options.max_message_bytes),
+            ("grpc.so_reuseport", 1 if options.reuse_port else 0),
+            ("grpc.keepalive_time_ms", 60_000),
+            ("grpc.keepalive_timeout_ms", 20_000),
+            ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+            ("grpc.keepalive_permit_without_calls", 1),
+        ]
+        self.grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=options.threads),
+                                options=grpc_options)
+        rpc.add_AuthorizerServicer_to_server(AuthorizerService(holder), self.grpc)
+        rpc.add_AdminServicer_to_server(AdminService(holder), self.grpc)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc)
+        names = (*SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                 reflection.SERVICE_NAME)
+        reflection.enable_server_reflection(names, self.grpc)
+        try:
+            self.port = self.grpc.add_insecure_port(f"{options.host}:{options.port}")
+        except RuntimeError:  # grpcio reports a failed bind this way
+            self.port = 0
+        if self.port == 0:
+            raise OSError(f"cannot listen on {options.host}:{options.port} (in use?)")
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    def start(self) -> Server:
+        self.grpc.start()
+        for name in ("", *SERVICES):
+            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        if self.options.watch_seconds > 0:
+            self._watcher = threading.Thread(target=self._watch, name="layergate-watch",
+                                             daemon=True)
+            self._watcher.start()
+        log.info("serving %s on %s:%d", self.holder.current.authorizer.revision,
+                 self.options.host, self.port)
+        return self
+
+    def stop(self, grace: float | None = None) -> None:
+        """Stop taking calls, finish the ones in flight (up to the grace period)."""
+        self._stop.set()
+        self.health.enter_graceful_shutdown()
+        self.grpc.stop(self.options.grace_seconds if grace is None else grace).wait()
+
+    def wait(self) -> None:
+        self.grpc.wait_for_termination()
+
+    def _watch(self) -> None:
+        """Reload when a policy or data file changes (its mtime, size or presence)."""
+        seen = _stamps(self.holder.source.files())
+        while not self._stop.wait(self.options.watch_seconds):
+            now = _stamps(self.holder.source.files())
+            if now != seen:
+                seen = now
+                self.holder.reload()
+
+
+def _stamps(paths: list[Path]) -> dict[str, tuple[float, int] | None]:
+    out: dict[str, tuple[float, int] | None] = {}
+    for path in paths:
+        try:
+            stat = path.stat()
+            out[str(path)] = (stat.st_mtime, stat.st_size)
+        except OSError:
+            out[str(path)] = None
+    return out
+
+
+def serve_forever(holder: PolicyHolder, options: ServerOptions) -> int:
+    """Run until SIGTERM/SIGINT (graceful stop); SIGHUP reloads the policy."""
+    server = Server(holder, options).start()
+    stopping = threading.Event()
+
+    def on_stop(signum: int, frame: Any) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGHUP, lambda signum, frame: threading.Thread(
+        target=holder.reload, daemon=True).start())
+    print(f"layergate: serving {holder.current.authorizer.revision} on "
+          f"{options.host}:{server.port}", flush=True)
+    while not stopping.wait(0.5):
+        pass
+    log.info("stopping: finishing calls in flight")
+    server.stop()
+    return 0

@@ -1,0 +1,318 @@
+"""End-to-end tests of the gRPC server on loopback (port 0), with the typed client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from layergate.clients import AsyncClient, Client
+from layergate.clients._gen import authz_pb2 as pb
+from layergate.engine.server import PolicyHolder, PolicySource, Server, ServerOptions
+
+from .conftest import ANCHORS, EXAMPLES
+
+INVOICE = EXAMPLES / "invoice"
+
+
+def _request(subject: str = "billing-eu", action: str = "submit", amount: float = 100,
+             customer: str = "cust-100") -> dict:
+    return {"subject": {"type": "service_account", "id": subject}, "action": {"name": action},
+            "resource": {"type": "invoice", "id": "inv-1",
+                         "properties": {"customer_id": customer, "amount": amount,
+                                        "currency": "EUR"}}}
+
+
+@pytest.fixture
+def policy_dir(tmp_path: Path) -> Path:
+    shutil.copy(INVOICE / "policy.lg", tmp_path / "policy.lg")
+    shutil.copy(INVOICE / "data.json", tmp_path / "data.json")
+    return tmp_path
+
+
+def _start(policy: Path, data: Path | None, watch: float = 0.0) -> Server:
+    holder = PolicyHolder(PolicySource((policy,), data))
+    return Server(holder, ServerOptions(port=0, watch_seconds=watch, grace_seconds=5)).start()
+
+
+@pytest.fixture
+def server(policy_dir: Path) -> Iterator[Server]:
+    running = _start(policy_dir / "policy.lg", policy_dir / "data.json")
+    yield running
+    running.stop(grace=1)
+
+
+@pytest.fixture
+def client(server: Server) -> Iterator[Client]:
+    with Client(f"127.0.0.1:{server.port}") as connected:
+        yield connected
+
+
+def test_check_allow_and_deny_with_reasons(client: Client) -> None:
+    allowed = client.check(_request())
+    assert allowed["decision"] == "allow"
+    assert allowed["reasons"] == ["identity.active_account", "roles.bound_role",
+                                  "ownership.own_customer", "transaction.within_limits"]
+    denied = client.check(_request(amount=75_000))
+    assert (denied["decision"], denied["layer"], denied["rule"]) == (
+        "deny", "transaction", "transaction.too_large")
+    assert allowed["revision"] == denied["revision"] != ""
+
+
+def test_explain_reports_every_layer(client: Client) -> None:
+    decision = client.check(_request(customer="cust-999"), explain=True)
+    assert [(r["layer"], r["outcome"]) for r in decision["layers"]] == [
+        ("identity", "allow"), ("roles", "allow"), ("ownership", "no_match"),
+        ("transaction", "allow")]
+
+
+def test_fail_closed_errors_travel_with_their_path(client: Client) -> None:
+    decision = client.check(_request(amount="lots"))  # type: ignore[arg-type]
+    assert decision["decision"] == "deny"
+    assert decision["errors"][0]["code"] == "type_error"
+    compared = "resource.properties.amount > data.accounts[subject.id].max_amount"
+    assert decision["errors"][0]["path"] == compared
+
+
+def test_malformed_requests_are_invalid_argument(client: Client, server: Server) -> None:
+    with pytest.raises(grpc.RpcError) as info:
+        client.check({"subject": {"type": "service_account"}, "action": {"name": "submit"},
+                      "resource": {"type": "invoice", "id": "i"}})
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert info.value.details() == "subject.id: is required"
+    assert ("layergate-field", "subject.id") in info.value.trailing_metadata()
+    stub = client.stub
+    bad_json = pb.CheckRequest(subject=pb.Subject(type="s", id="s", properties_json=b"{nope"),
+                               action=pb.Action(name="a"), resource=pb.Resource(type="r", id="r"))
+    with pytest.raises(grpc.RpcError) as info:
+        stub.Check(bad_json)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert info.value.details().startswith("subject.properties_json: is not valid JSON")
+
+
+def test_batch_semantics_and_invalid_items(client: Client) -> None:
+    defaults = {"subject": {"type": "service_account", "id": "billing-eu"},
+                "action": {"name": "submit"}}
+    items = [{"resource": _request(amount=a)["resource"]} for a in (10, 75_000, 20)]
+    assert [d["decision"] for d in client.check_batch(items, defaults)] == [
+        "allow", "deny", "allow"]
+    assert [d["decision"] for d in client.check_batch(items, defaults,
+                                                      "deny_on_first_deny")] == ["allow", "deny"]
+    assert [d["decision"] for d in client.check_batch(items[1:], defaults,
+                                                      "permit_on_first_permit")] == [
+        "deny", "allow"]
+    message = pb.BatchCheckRequest(subject=pb.Subject(type="service_account", id="billing-eu"),
+                                   action=pb.Action(name="read"))
+    message.items.add(resource=pb.Resource(type="invoice", id="a",
+                                           properties_json=b'{"customer_id": "cust-100"}'))
+    message.items.add(resource=pb.Resource(type="invoice", id="b", properties_json=b"[1]"))
+    message.items.add(resource=pb.Resource(type="invoice"))
+    results = client.stub.BatchCheck(message).results
+    assert [r.decision for r in results] == [pb.DECISION_ALLOW, pb.DECISION_DENY,
+                                             pb.DECISION_DENY]
+    assert results[1].errors[0].path == "items[1].resource.properties_json"
+    assert results[2].errors[0].path == "resource.id"
+
+
+def test_stream_echoes_correlation_ids(client: Client) -> None:
+    requests = [_request(amount=a) for a in (1, 60_000, 2, 3, 70_000)]
+    results = list(client.stream(requests, batch=2))
+    assert [r["index"] for r in results] == [0, 1, 2, 3, 4]
+    assert [r["decision"] for r in results] == ["allow", "deny", "allow", "allow", "deny"]
+    bad = list(client.stream([{"subject": {"type": "x"}}]))
+    assert bad[0]["decision"] == "deny" and bad[0]["invalid_field"] == "subject.id"
+
+
+def test_health_and_reflection(server: Server) -> None:
+    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        for service in ("", "layergate.v1.Authorizer"):
+            status = health.Check(health_pb2.HealthCheckRequest(service=service)).status
+            assert status == health_pb2.HealthCheckResponse.SERVING
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        request = reflection_pb2.ServerReflectionRequest(list_services="")
+        response = next(stub.ServerReflectionInfo(iter([request])))
+        names = {s.name for s in response.list_services_response.service}
+        assert {"layergate.v1.Authorizer", "layergate.v1.Admin", "grpc.health.v1.Health"} <= names
+
+
+def test_health_is_not_serving_before_start(policy_dir: Path) -> None:
+    holder = PolicyHolder(PolicySource((policy_dir / "policy.lg",), policy_dir / "data.json"))
+    server = Server(holder, ServerOptions(port=0, watch_seconds=0))
+    try:
+        status = server.health.Check(health_pb2.HealthCheckRequest(service=""), None).status
+        assert status == health_pb2.HealthCheckResponse.NOT_SERVING
+    finally:
+        server.stop(grace=0)
+
+
+def test_deadlines_are_honoured(client: Client) -> None:
+    with pytest.raises(grpc.RpcError) as info:
+        client.check(_request(), timeout=1e-6)
+    assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+def test_admin_info_validate_and_reload(client: Client, server: Server, policy_dir: Path) -> None:
+    info = client.admin.PolicyInfo(pb.PolicyInfoRequest())
+    assert list(info.layers) == ["identity", "roles", "ownership", "transaction"]
+    assert info.rules == 7 and info.revision.startswith("sha256:")
+    candidate = pb.ValidatePolicyRequest(files={"p.lg": "layer a { allow * on * when x = 1 }"})
+    result = client.admin.ValidatePolicy(candidate)
+    assert not result.ok
+    assert (result.diagnostics[0].code, result.diagnostics[0].line) == ("single_equals", 1)
+    good = client.admin.ValidatePolicy(
+        pb.ValidatePolicyRequest(files={"p.lg": "layer a { allow * on * }"}))
+    assert good.ok and good.revision.startswith("sha256:")
+    assert client.admin.PolicyInfo(pb.PolicyInfoRequest()).revision == info.revision
+
+    data = json.loads((policy_dir / "data.json").read_text())
+    data["accounts"]["billing-eu"]["max_amount"] = 100_000
+    (policy_dir / "data.json").write_text(json.dumps(data))
+    reloaded = client.admin.ReloadPolicy(pb.ReloadPolicyRequest())
+    assert reloaded.reloaded and reloaded.revision != info.revision
+    assert client.check(_request(amount=75_000))["decision"] == "allow"
+
+    (policy_dir / "policy.lg").write_text("layer broken {\n  allow * on * when x = 1\n}\n")
+    rejected = client.admin.ReloadPolicy(pb.ReloadPolicyRequest())
+    assert not rejected.reloaded and rejected.revision == reloaded.revision
+    assert rejected.diagnostics[0].code == "single_equals"
+    assert rejected.diagnostics[0].file.endswith("policy.lg")
+    assert (rejected.diagnostics[0].line, rejected.diagnostics[0].column) == (2, 23)
+    assert client.check(_request(amount=75_000))["revision"] == reloaded.revision
+
+
+def test_file_changes_reload_by_themselves(policy_dir: Path) -> None:
+    server = _start(policy_dir / "policy.lg", policy_dir / "data.json", watch=0.1)
+    try:
+        with Client(f"127.0.0.1:{server.port}") as client:
+            before = client.check(_request())["revision"]
+            text = (policy_dir / "policy.lg").read_text() + "\n# touched\n"
+            (policy_dir / "policy.lg").write_text(text)
+            deadline = time.monotonic() + 10
+            while client.check(_request())["revision"] == before:
+                assert time.monotonic() < deadline, "the change was not picked up"
+                time.sleep(0.05)
+    finally:
+        server.stop(grace=1)
+
+
+def test_a_stream_keeps_working_across_reloads(client: Client, server: Server,
+                                               policy_dir: Path) -> None:
+    revisions: set[str] = set()
+
+    def requests() -> Iterator[dict]:
+        for n in range(60):
+            if n == 30:
+                (policy_dir / "policy.lg").write_text(
+                    (policy_dir / "policy.lg").read_text() + "\n# reloaded mid-stream\n")
+                assert server.holder.reload()[0]
+            yield _request()
+            time.sleep(0.005)
+
+    results = list(client.stream(requests(), batch=5))
+    revisions = {r["revision"] for r in results}
+    assert len(results) == 60 and all(r["decision"] == "allow" for r in results)
+    assert len(revisions) == 2
+
+
+def test_sustained_load_while_reloading(client: Client, server: Server, policy_dir: Path) -> None:
+    """Several client threads for a few seconds; the policy reloads every 100 ms."""
+    seen: set[str] = {server.holder.current.authorizer.revision}
+    failures: list[str] = []
+    answers: set[str] = set()
+    stop = time.monotonic() + 4
+
+    def load() -> None:
+        with Client(f"127.0.0.1:{server.port}") as own:
+            while time.monotonic() < stop:
+                try:
+                    answers.add(own.check(_request())["revision"])
+                    for d in own.check_batch([_request()] * 20):
+                        answers.add(d["revision"])
+                except grpc.RpcError as error:
+                    failures.append(error.code().name)
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    text = (policy_dir / "policy.lg").read_text()
+    count = 0
+    while time.monotonic() < stop:
+        count += 1
+        (policy_dir / "policy.lg").write_text(f"{text}\n# edit {count}\n")
+        assert server.holder.reload()[0]
+        seen.add(server.holder.current.authorizer.revision)
+        time.sleep(0.1)
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert answers and answers <= seen
+    assert count >= 10
+
+
+def test_async_client(server: Server) -> None:
+    async def run() -> tuple[dict, list[dict], list[dict]]:
+        async with AsyncClient(f"127.0.0.1:{server.port}") as client:
+            one = await client.check(_request())
+            many = await client.check_batch([_request(), _request(amount=90_000)])
+            streamed = [r async for r in client.stream([_request()] * 3, batch=2)]
+            return one, many, streamed
+
+    one, many, streamed = asyncio.run(run())
+    assert one["decision"] == "allow"
+    assert [d["decision"] for d in many] == ["allow", "deny"]
+    assert [r["index"] for r in streamed] == [0, 1, 2]
+
+
+def test_authzen_todo_vectors_through_the_server() -> None:
+    example = EXAMPLES / "authzen-todo"
+    server = _start(example / "policy.lg", example / "data.json")
+    try:
+        with Client(f"127.0.0.1:{server.port}") as client:
+            vectors = json.loads((ANCHORS / "authzen" / "todo" /
+                                  "decisions-authorization-api-1_0-02.json").read_text())
+            for case in vectors["evaluation"]:
+                got = client.check(case["request"])["decision"] == "allow"
+                assert got == case["expected"], case["request"]
+            for batch in vectors["evaluations"]:
+                request = dict(batch["request"])
+                items = request.pop("evaluations")
+                got = [{"decision": d["decision"] == "allow"}
+                       for d in client.check_batch(items, request)]
+                assert got == batch["expected"]
+    finally:
+        server.stop(grace=1)
+
+
+def test_a_port_in_use_is_an_error(server: Server, policy_dir: Path) -> None:
+    holder = PolicyHolder(PolicySource((policy_dir / "policy.lg",), policy_dir / "data.json"))
+    with pytest.raises(OSError, match="in use"):
+        Server(holder, ServerOptions(port=server.port, watch_seconds=0))
+
+
+def test_serve_command_stops_gracefully_on_sigterm(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "layergate.engine.cli", "serve", str(INVOICE / "policy.lg"),
+         "--data", str(INVOICE / "data.json"), "--port", "0", "--watch", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline()
+        assert line.startswith("layergate: serving sha256:"), line
+        port = int(line.rsplit(":", 1)[1])
+        with Client(f"127.0.0.1:{port}") as client:
+            assert client.check(_request())["decision"] == "allow"
+        process.terminate()
+        assert process.wait(timeout=20) == 0
+    finally:
+        process.kill()
