@@ -7,14 +7,17 @@ so a reload never changes the policy under a request that is being decided.
 
 from __future__ import annotations
 
+import functools
 import logging
+import multiprocessing
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent import futures
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +34,8 @@ from layergate.dsl.loader import compile_sources
 from . import wire
 from .authorizer import Authorizer
 from .compiler import compile_policy
-from .decision import invalid_request_decision
+from .decision import Decision, invalid_request_decision
+from .metrics import Metrics
 from .request import RequestError
 from .tables import Tables, TablesFormatError
 
@@ -78,11 +82,19 @@ class PolicySource:
 class PolicyHolder:
     """The policy being served, replaced only by a policy that loaded completely."""
 
-    def __init__(self, source: PolicySource) -> None:
+    def __init__(self, source: PolicySource, metrics: Metrics | None = None) -> None:
         self.source = source
+        self.metrics = metrics
         self._lock = threading.Lock()
         self.current: Loaded = source.load()
         self.reload_failures = 0
+        if metrics:
+            metrics.revision(self.current.authorizer.revision)
+
+    def _rejected(self) -> None:
+        self.reload_failures += 1
+        if self.metrics:
+            self.metrics.reloaded(False)
 
     def reload(self) -> tuple[bool, list[Diagnostic]]:
         """Load again from the source; on any failure keep serving the old policy."""
@@ -90,18 +102,21 @@ class PolicyHolder:
             try:
                 loaded = self.source.load()
             except PolicyError as error:
-                self.reload_failures += 1
+                self._rejected()
                 log.error("reload rejected, still serving %s:\n%s",
                           self.current.authorizer.revision, error.format())
                 return False, list(error.diagnostics)
             except (OSError, TablesFormatError) as error:
-                self.reload_failures += 1
+                self._rejected()
                 log.error("reload rejected, still serving %s: %s",
                           self.current.authorizer.revision, error)
                 span = ast.Span(str(getattr(error, "filename", "") or "<policy>"), 0, 0)
                 return False, [Diagnostic("file_unreadable", str(error), span)]
             previous = self.current.authorizer.revision
             self.current = loaded  # one reference assignment: atomic for readers
+            if self.metrics:
+                self.metrics.reloaded(True)
+                self.metrics.revision(loaded.authorizer.revision)
             log.info("reloaded policy %s (was %s)", loaded.authorizer.revision, previous)
             return True, []
 
@@ -111,11 +126,34 @@ def _caller(context: grpc.ServicerContext) -> dict[str, str] | None:
     return None
 
 
-class AuthorizerService(rpc.AuthorizerServicer):
-    def __init__(self, holder: PolicyHolder) -> None:
-        self.holder = holder
+def _guarded(method: Any) -> Any:
+    """An unexpected fault becomes INTERNAL (never an allow, never a hung call)."""
 
+    @functools.wraps(method)
+    def call(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            return method(self, request, context)
+        except Exception as exc:
+            if isinstance(exc, grpc.RpcError) or context.code() is not None:
+                raise  # an abort() already chose the status
+            log.exception("internal fault in %s", method.__name__)
+            context.abort(grpc.StatusCode.INTERNAL, "internal error; no decision was made")
+
+    return call
+
+
+class AuthorizerService(rpc.AuthorizerServicer):
+    def __init__(self, holder: PolicyHolder, metrics: Metrics | None = None) -> None:
+        self.holder = holder
+        self.metrics = metrics
+
+    def _record(self, rpc_name: str, decisions: list[Decision], started: float) -> None:
+        if self.metrics:
+            self.metrics.record(rpc_name, decisions, time.perf_counter() - started)
+
+    @_guarded
     def Check(self, request: pb.CheckRequest, context: grpc.ServicerContext) -> pb.CheckResponse:
+        started = time.perf_counter()
         authorizer = self.holder.current.authorizer
         try:
             decision = authorizer.check(wire.request_dict(request), _caller(context),
@@ -123,10 +161,13 @@ class AuthorizerService(rpc.AuthorizerServicer):
         except RequestError as exc:
             context.set_trailing_metadata((("layergate-field", exc.field),))
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{exc.field}: {exc.message}")
+        self._record("Check", [decision], started)
         return wire.response(decision)
 
+    @_guarded
     def BatchCheck(self, request: pb.BatchCheckRequest,
                    context: grpc.ServicerContext) -> pb.BatchCheckResponse:
+        started = time.perf_counter()
         authorizer = self.holder.current.authorizer
         try:
             items, defaults, semantic = wire.batch_items(request)
@@ -143,14 +184,17 @@ class AuthorizerService(rpc.AuthorizerServicer):
                 exc = unreadable[index]
                 decision = invalid_request_decision(exc.message, exc.field, authorizer.revision)
             out.results.append(wire.response(decision))
+        self._record("BatchCheck", decisions, started)
         return out
 
     def StreamCheck(self, requests: Iterator[pb.StreamCheckRequest],
                     context: grpc.ServicerContext) -> Iterator[pb.StreamCheckResponse]:
         caller = _caller(context)
         for message in requests:
+            started = time.perf_counter()
             authorizer = self.holder.current.authorizer  # per message: follows reloads
             out = pb.StreamCheckResponse()
+            decided: list[Decision] = []
             for correlation_id, item, explain in wire.stream_items(message):
                 result = out.results.add(correlation_id=correlation_id)
                 try:
@@ -162,6 +206,8 @@ class AuthorizerService(rpc.AuthorizerServicer):
                     decision = invalid_request_decision(exc.message, exc.field,
                                                         authorizer.revision)
                 result.response.CopyFrom(wire.response(decision))
+                decided.append(decision)
+            self._record("StreamCheck", decided, started)
             yield out
 
 
@@ -208,7 +254,7 @@ class ServerOptions:
     grace_seconds: float = 10.0
     watch_seconds: float = 2.0  # poll the policy files for changes (0: off)
     reuse_port: bool = False  # only for --workers: otherwise a port clash must be an error
-    extra: dict[str, Any] = field(default_factory=dict)
+    metrics_port: int | None = None
 
 
 class Server:
@@ -231,7 +277,8 @@ class Server:
         ]
         self.grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=options.threads),
                                 options=grpc_options)
-        rpc.add_AuthorizerServicer_to_server(AuthorizerService(holder), self.grpc)
+        rpc.add_AuthorizerServicer_to_server(AuthorizerService(holder, holder.metrics),
+                                             self.grpc)
         rpc.add_AdminServicer_to_server(AdminService(holder), self.grpc)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc)
         names = (*SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
@@ -248,6 +295,8 @@ class Server:
 
     def start(self) -> Server:
         self.grpc.start()
+        if self.holder.metrics and self.options.metrics_port is not None:
+            self.holder.metrics.serve(self.options.host, self.options.metrics_port)
         for name in ("", *SERVICES):
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         if self.options.watch_seconds > 0:
@@ -288,22 +337,97 @@ def _stamps(paths: list[Path]) -> dict[str, tuple[float, int] | None]:
     return out
 
 
-def serve_forever(holder: PolicyHolder, options: ServerOptions) -> int:
-    """Run until SIGTERM/SIGINT (graceful stop); SIGHUP reloads the policy."""
+def serve(source: PolicySource, options: ServerOptions, workers: int = 1) -> int:
+    """Run until SIGTERM/SIGINT (calls in flight finish); SIGHUP reloads the policy.
+
+    With `workers` > 1, that many processes serve one port (SO_REUSEPORT), each with its own
+    copy of the policy; the parent only supervises them.
+    """
+    if workers <= 1:
+        holder = PolicyHolder(source, Metrics() if options.metrics_port is not None else None)
+        return _serve_one(holder, options, announce=True)
+    return _supervise(source, options, workers)
+
+
+def _serve_one(holder: PolicyHolder, options: ServerOptions, announce: bool,
+               ready: Any = None) -> int:
     server = Server(holder, options).start()
+    if ready is not None:
+        ready.put(os.getpid())
     stopping = threading.Event()
-
-    def on_stop(signum: int, frame: Any) -> None:
-        stopping.set()
-
-    signal.signal(signal.SIGTERM, on_stop)
-    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
+    signal.signal(signal.SIGINT, lambda signum, frame: stopping.set())
     signal.signal(signal.SIGHUP, lambda signum, frame: threading.Thread(
         target=holder.reload, daemon=True).start())
-    print(f"layergate: serving {holder.current.authorizer.revision} on "
-          f"{options.host}:{server.port}", flush=True)
+    if announce:
+        print(f"layergate: serving {holder.current.authorizer.revision} on "
+              f"{options.host}:{server.port}", flush=True)
     while not stopping.wait(0.5):
         pass
     log.info("stopping: finishing calls in flight")
     server.stop()
+    return 0
+
+
+def _worker(source: PolicySource, options: ServerOptions, reserved: socket.socket,
+            ready: Any) -> None:
+    reserved.close()
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+    holder = PolicyHolder(source, Metrics() if options.metrics_port is not None else None)
+    os._exit(_serve_one(holder, options, announce=False, ready=ready))
+
+
+def _reserve(host: str, port: int) -> socket.socket:
+    """Bind (not listen) the port with SO_REUSEPORT so every worker can bind it too."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    reserved = socket.socket(family, socket.SOCK_STREAM)
+    reserved.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    reserved.bind((host, port))
+    return reserved
+
+
+def _supervise(source: PolicySource, options: ServerOptions, workers: int) -> int:
+    revision = source.load().authorizer.revision  # a broken policy fails here, before forking
+    reserved = _reserve(options.host, options.port)
+    port = reserved.getsockname()[1]
+    context = multiprocessing.get_context("fork")
+    ready = context.Queue()
+    stopping = threading.Event()
+    processes: dict[int, multiprocessing.process.BaseProcess] = {}
+
+    def start(index: int) -> None:
+        own = replace(options, port=port, reuse_port=True,
+                      metrics_port=None if options.metrics_port is None
+                      else options.metrics_port + index)
+        process = context.Process(target=_worker, args=(source, own, reserved, ready),
+                                  name=f"layergate-worker-{index}")
+        process.start()
+        processes[index] = process
+
+    def forward(signum: int) -> None:
+        for process in processes.values():
+            if process.pid and process.is_alive():
+                os.kill(process.pid, signum)
+
+    signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
+    signal.signal(signal.SIGINT, lambda signum, frame: stopping.set())
+    signal.signal(signal.SIGHUP, lambda signum, frame: forward(signal.SIGHUP))
+    for index in range(workers):
+        start(index)
+    for _ in range(workers):  # announce the port only once every worker listens on it
+        ready.get(timeout=120)
+    print(f"layergate: serving {revision} on {options.host}:{port} with {workers} workers",
+          flush=True)
+    while not stopping.wait(0.5):
+        for index, process in list(processes.items()):
+            if not process.is_alive():
+                log.error("worker %d exited with %s; restarting it", index, process.exitcode)
+                start(index)
+    forward(signal.SIGTERM)
+    for process in processes.values():
+        process.join(options.grace_seconds + 5)
+        if process.is_alive():
+            process.kill()
+    reserved.close()
     return 0

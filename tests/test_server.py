@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -302,17 +303,144 @@ def test_a_port_in_use_is_an_error(server: Server, policy_dir: Path) -> None:
 
 
 def test_serve_command_stops_gracefully_on_sigterm(tmp_path: Path) -> None:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "layergate.engine.cli", "serve", str(INVOICE / "policy.lg"),
-         "--data", str(INVOICE / "data.json"), "--port", "0", "--watch", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process, port = _spawn(str(INVOICE / "policy.lg"), "--data", str(INVOICE / "data.json"),
+                           "--port", "0", "--watch", "0", "--workers", "1")
     try:
-        line = process.stdout.readline()
-        assert line.startswith("layergate: serving sha256:"), line
-        port = int(line.rsplit(":", 1)[1])
         with Client(f"127.0.0.1:{port}") as client:
             assert client.check(_request())["decision"] == "allow"
         process.terminate()
         assert process.wait(timeout=20) == 0
     finally:
         process.kill()
+
+
+def _spawn(*args: str) -> tuple[subprocess.Popen, int]:
+    process = subprocess.Popen([sys.executable, "-m", "layergate.engine.cli", "serve", *args],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = process.stdout.readline()
+    assert line.startswith("layergate: serving sha256:"), line + process.stderr.read()
+    return process, int(line.split(" on ")[1].split()[0].rsplit(":", 1)[1].strip())
+
+
+def test_two_workers_serve_one_port() -> None:
+    process, port = _spawn(str(INVOICE / "policy.lg"), "--data", str(INVOICE / "data.json"),
+                           "--port", "0", "--workers", "2", "--watch", "0")
+    try:
+        pids = set()
+        for _ in range(60):  # the kernel spreads connections, so open fresh ones
+            options = [("grpc.use_local_subchannel_pool", 1)]
+            with grpc.insecure_channel(f"127.0.0.1:{port}", options=options) as channel:
+                info = pb_admin(channel).PolicyInfo(pb.PolicyInfoRequest(), timeout=10)
+                pids.add(info.pid)
+            if len(pids) == 2:
+                break
+        assert len(pids) == 2
+        assert process.pid not in pids  # the parent only supervises
+        process.terminate()
+        assert process.wait(timeout=30) == 0
+    finally:
+        process.kill()
+
+
+def pb_admin(channel: grpc.Channel):
+    from layergate.clients._gen import authz_pb2_grpc
+
+    return authz_pb2_grpc.AdminStub(channel)
+
+
+def test_sighup_reloads_and_metrics_count(tmp_path: Path) -> None:
+    shutil.copy(INVOICE / "policy.lg", tmp_path / "policy.lg")
+    shutil.copy(INVOICE / "data.json", tmp_path / "data.json")
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        metrics_port = probe.getsockname()[1]
+    process, port = _spawn(str(tmp_path / "policy.lg"), "--data", str(tmp_path / "data.json"),
+                           "--port", "0", "--workers", "1", "--watch", "0",
+                           "--metrics-port", str(metrics_port))
+    try:
+        with Client(f"127.0.0.1:{port}") as client:
+            before = client.check(_request())["revision"]
+            client.check(_request(amount=99_999))
+            (tmp_path / "policy.lg").write_text((tmp_path / "policy.lg").read_text() + "#\n")
+            process.send_signal(signal.SIGHUP)
+            deadline = time.monotonic() + 15
+            while client.check(_request())["revision"] == before:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        from urllib.request import urlopen
+
+        text = urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
+        assert 'layergate_decisions_total{decision="deny",layer="transaction"} 1.0' in text
+        assert 'layergate_reloads_total{outcome="ok"} 1.0' in text
+        assert "layergate_rpc_duration_seconds_bucket" in text
+        process.terminate()
+        assert process.wait(timeout=30) == 0
+    finally:
+        process.kill()
+
+
+def test_internal_faults_never_allow(server: Server, client: Client,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    authorizer = server.holder.current.authorizer
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(authorizer, "check", broken)
+    with pytest.raises(grpc.RpcError) as info:
+        client.check(_request())
+    assert info.value.code() == grpc.StatusCode.INTERNAL
+
+
+def test_an_oversized_batch_is_a_clear_error(policy_dir: Path) -> None:
+    holder = PolicyHolder(PolicySource((policy_dir / "policy.lg",), policy_dir / "data.json"))
+    small = Server(holder, ServerOptions(port=0, watch_seconds=0,
+                                         max_message_bytes=64 * 1024)).start()
+    try:
+        with Client(f"127.0.0.1:{small.port}") as client:
+            with pytest.raises(grpc.RpcError) as info:
+                client.check_batch([_request()] * 2_000)
+            assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert len(client.check_batch([_request()] * 50)) == 50
+    finally:
+        small.stop(grace=1)
+
+
+def test_graceful_stop_finishes_calls_in_flight(policy_dir: Path) -> None:
+    server = _start(policy_dir / "policy.lg", policy_dir / "data.json")
+    client = Client(f"127.0.0.1:{server.port}")
+
+    def slow() -> Iterator[dict]:
+        for _ in range(20):
+            time.sleep(0.05)
+            yield _request()
+
+    stopper = threading.Timer(0.2, lambda: server.stop(grace=10))
+    stopper.start()
+    try:
+        results = list(client.stream(slow(), batch=1))
+        assert len(results) == 20 and all(r["decision"] == "allow" for r in results)
+        stopper.join()
+        with pytest.raises(grpc.RpcError):
+            client.check(_request(), timeout=2)
+    finally:
+        client.close()
+
+
+def test_check_command_streams_a_file(server: Server, tmp_path: Path) -> None:
+    requests = tmp_path / "requests.jsonl"
+    requests.write_text("\n".join(json.dumps(_request(amount=a)) for a in (1, 80_000)) + "\n")
+    cli = [sys.executable, "-m", "layergate.engine.cli", "check", "--target",
+           f"127.0.0.1:{server.port}"]
+    result = subprocess.run([*cli, "--requests", str(requests), "--progress"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    decisions = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [d["decision"] for d in decisions] == ["allow", "deny"]
+    assert "check [" in result.stderr
+    result = subprocess.run([*cli, "--request", '{"subject": {"type": "x"}}'],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "INVALID_ARGUMENT: subject.id: is required" in result.stderr

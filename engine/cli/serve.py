@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 
 from layergate.dsl import PolicyError
 
-from ..server import PolicyHolder, PolicySource, ServerOptions, serve_forever
+from ..server import PolicySource, ServerOptions, serve
 from ..tables import TablesFormatError
 from .common import add_policy_arguments, report
 
@@ -24,6 +25,10 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="reload when the policy or data files change (0: only on SIGHUP)")
     parser.add_argument("--grace", type=float, default=10.0, metavar="SECONDS",
                         help="on SIGTERM, how long calls in flight may take to finish")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="server processes sharing the port (default: one per core)")
+    parser.add_argument("--metrics-port", type=int, metavar="PORT",
+                        help="serve Prometheus metrics on PORT (worker i: PORT + i)")
     parser.set_defaults(run=run)
 
 
@@ -34,17 +39,13 @@ def run(args: argparse.Namespace) -> int:
     if not args.compiled and not args.policy:
         raise SystemExit("layergate: give POLICY files (or --compiled FILE)")
     source = PolicySource(tuple(args.policy), args.data, args.compiled)
-    try:
-        holder = PolicyHolder(source)
-    except PolicyError as error:
-        return report(error)
-    except (OSError, TablesFormatError) as error:
-        raise SystemExit(f"layergate: {error}") from None
     options = ServerOptions(host=args.host, port=args.port,
                             max_message_bytes=args.max_message_mb * 1024 * 1024,
                             threads=args.threads, grace_seconds=args.grace,
-                            watch_seconds=args.watch)
+                            watch_seconds=args.watch, metrics_port=args.metrics_port)
     try:
-        return serve_forever(holder, options)
-    except OSError as error:
+        return serve(source, options, args.workers)
+    except PolicyError as error:
+        return report(error)
+    except (OSError, TablesFormatError) as error:
         raise SystemExit(f"layergate: {error}") from None
