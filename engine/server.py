@@ -381,6 +381,13 @@ def _worker(source: PolicySource, options: ServerOptions, reserved: socket.socke
 def _reserve(host: str, port: int) -> socket.socket:
     """Bind (not listen) the port with SO_REUSEPORT so every worker can bind it too."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    if port:  # an exclusive bind first: joining another server's SO_REUSEPORT group would
+        # silently split its traffic, so a port already in use must be an error
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind((host, port))
+            except OSError as exc:
+                raise OSError(f"cannot listen on {host}:{port} (in use?): {exc}") from None
     reserved = socket.socket(family, socket.SOCK_STREAM)
     reserved.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     reserved.bind((host, port))

@@ -336,6 +336,11 @@ def test_two_workers_serve_one_port() -> None:
                 break
         assert len(pids) == 2
         assert process.pid not in pids  # the parent only supervises
+        clash = subprocess.run(
+            [sys.executable, "-m", "layergate.engine.cli", "serve", str(INVOICE / "policy.lg"),
+             "--data", str(INVOICE / "data.json"), "--port", str(port), "--workers", "2"],
+            capture_output=True, text=True, timeout=60)
+        assert clash.returncode != 0 and "in use" in clash.stderr
         process.terminate()
         assert process.wait(timeout=30) == 0
     finally:
