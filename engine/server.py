@@ -35,6 +35,7 @@ from . import wire
 from .authorizer import Authorizer
 from .compiler import compile_policy
 from .decision import Decision, invalid_request_decision
+from .identity import caller_from_auth_context
 from .metrics import Metrics
 from .request import RequestError
 from .tables import Tables, TablesFormatError
@@ -122,8 +123,8 @@ class PolicyHolder:
 
 
 def _caller(context: grpc.ServicerContext) -> dict[str, str] | None:
-    """The calling workload as proven by the transport (mTLS); None without client certs."""
-    return None
+    """The calling workload as proven by the transport (mTLS); None without a client cert."""
+    return caller_from_auth_context(context.auth_context())
 
 
 def _guarded(method: Any) -> Any:
@@ -255,6 +256,9 @@ class ServerOptions:
     watch_seconds: float = 2.0  # poll the policy files for changes (0: off)
     reuse_port: bool = False  # only for --workers: otherwise a port clash must be an error
     metrics_port: int | None = None
+    tls_cert: bytes | None = None  # PEM; with tls_key, serve TLS
+    tls_key: bytes | None = None
+    client_ca: bytes | None = None  # PEM; require and verify client certificates (mTLS)
 
 
 class Server:
@@ -284,8 +288,15 @@ class Server:
         names = (*SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
                  reflection.SERVICE_NAME)
         reflection.enable_server_reflection(names, self.grpc)
+        address = f"{options.host}:{options.port}"
         try:
-            self.port = self.grpc.add_insecure_port(f"{options.host}:{options.port}")
+            if options.tls_cert and options.tls_key:
+                credentials = grpc.ssl_server_credentials(
+                    [(options.tls_key, options.tls_cert)], root_certificates=options.client_ca,
+                    require_client_auth=options.client_ca is not None)
+                self.port = self.grpc.add_secure_port(address, credentials)
+            else:
+                self.port = self.grpc.add_insecure_port(address)
         except RuntimeError:  # grpcio reports a failed bind this way
             self.port = 0
         if self.port == 0:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from pathlib import Path
 
 from layergate.dsl import PolicyError
 
@@ -29,6 +30,11 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="server processes sharing the port (default: one per core)")
     parser.add_argument("--metrics-port", type=int, metavar="PORT",
                         help="serve Prometheus metrics on PORT (worker i: PORT + i)")
+    parser.add_argument("--tls-cert", type=Path, help="server certificate chain (PEM)")
+    parser.add_argument("--tls-key", type=Path, help="server private key (PEM)")
+    parser.add_argument("--client-ca", type=Path,
+                        help="CA bundle (PEM) for client certificates: turns on mTLS, and "
+                             "rules see the caller's identity as caller.*")
     parser.set_defaults(run=run)
 
 
@@ -38,14 +44,29 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("layergate: give either POLICY [--data] or --compiled, not both")
     if not args.compiled and not args.policy:
         raise SystemExit("layergate: give POLICY files (or --compiled FILE)")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise SystemExit("layergate: --tls-cert and --tls-key go together")
+    if args.client_ca and not args.tls_cert:
+        raise SystemExit("layergate: --client-ca needs --tls-cert and --tls-key")
     source = PolicySource(tuple(args.policy), args.data, args.compiled)
     options = ServerOptions(host=args.host, port=args.port,
                             max_message_bytes=args.max_message_mb * 1024 * 1024,
                             threads=args.threads, grace_seconds=args.grace,
-                            watch_seconds=args.watch, metrics_port=args.metrics_port)
+                            watch_seconds=args.watch, metrics_port=args.metrics_port,
+                            tls_cert=_read(args.tls_cert), tls_key=_read(args.tls_key),
+                            client_ca=_read(args.client_ca))
     try:
         return serve(source, options, args.workers)
     except PolicyError as error:
         return report(error)
     except (OSError, TablesFormatError) as error:
+        raise SystemExit(f"layergate: {error}") from None
+
+
+def _read(path: Path | None) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return path.read_bytes()
+    except OSError as error:
         raise SystemExit(f"layergate: {error}") from None
