@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 Scalar = str | int | float | bool
-ANY = "*"  # the wildcard in action and resource-type lists
 
 
 @dataclass(frozen=True)
@@ -179,10 +178,6 @@ class Targets:
     names: tuple[str, ...] | None
     span: Span = _span()
 
-    @property
-    def is_any(self) -> bool:
-        return self.names is None
-
     def matches(self, name: str) -> bool:
         return self.names is None or name in self.names
 
@@ -268,9 +263,3 @@ class Policy:
     roles: dict[str, Role] = field(hash=False)
     consts: dict[str, Const] = field(hash=False)
     sources: tuple[Source, ...] = field(default=(), compare=False)
-
-    def layer(self, name: str) -> Layer:
-        for layer in self.layers:
-            if layer.name == name:
-                return layer
-        raise KeyError(name)

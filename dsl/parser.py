@@ -80,11 +80,6 @@ def _span_of(source: str, meta: Any) -> ast.Span:
     return ast.Span(source, meta.line, meta.column, meta.end_line, meta.end_column)
 
 
-def _token_span(source: str, token: Token) -> ast.Span:
-    return ast.Span(source, token.line or 0, token.column or 0,
-                    token.end_line or 0, token.end_column or 0)
-
-
 class _RuleDraft:
     """A rule before its layer gives it an id."""
 

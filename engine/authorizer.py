@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from layergate.dsl import ast, load_data, read_sources
+from layergate.dsl import load_data, read_sources
 from layergate.dsl.loader import compile_sources
 
 from .compiler import CompileReport, compile_policy
@@ -63,12 +63,6 @@ class Authorizer:
         documents = load_data(data) if isinstance(data, (str, Path)) else data
         validated = compile_sources(read_sources(policy), documents)
         return cls(compile_policy(validated, documents, report), backend, clock)
-
-    @classmethod
-    def from_policy(cls, policy: ast.Policy, data: Mapping[str, Any] | None = None,
-                    backend: str = "cython",
-                    clock: Callable[[], float] = time.time) -> Authorizer:
-        return cls(compile_policy(policy, data), backend, clock)
 
     @classmethod
     def from_compiled(cls, path: str | Path, backend: str = "cython",

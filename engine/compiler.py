@@ -25,7 +25,6 @@ from .revision import policy_revision
 from .tables import Tables
 
 MAX_INDEX_CELLS = 1_000_000  # per layer: (named actions + 1) x (named resource types + 1)
-ANY_KEY = 0
 
 
 @dataclass

@@ -6,8 +6,6 @@ from collections.abc import Mapping, Sequence
 
 from .request import caller_from_spiffe_id
 
-SPIFFE_SCHEME = "spiffe://"
-
 
 def caller_from_auth_context(auth: Mapping[str, Sequence[bytes]]) -> dict[str, str] | None:
     """`caller.id` / `caller.trust_domain` / `caller.path` from a gRPC auth context.

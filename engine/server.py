@@ -88,12 +88,10 @@ class PolicyHolder:
         self.metrics = metrics
         self._lock = threading.Lock()
         self.current: Loaded = source.load()
-        self.reload_failures = 0
         if metrics:
             metrics.revision(self.current.authorizer.revision)
 
     def _rejected(self) -> None:
-        self.reload_failures += 1
         if self.metrics:
             self.metrics.reloaded(False)
 

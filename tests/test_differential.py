@@ -290,30 +290,26 @@ def _agree(module: ast.Module, data: dict[str, Any], batch: list[dict[str, Any]]
                                                           caller)] == want_batch
 
 
+def _agree_on_context(condition: str, context: dict[str, Any]) -> None:
+    policy = compile_sources([ast.Source("c.lg", f"layer a {{ allow * on * when {condition} }}")])
+    tables = compile_policy(policy)
+    request = {"subject": {"type": "s", "id": "s"}, "action": {"name": "a"},
+               "resource": {"type": "r", "id": "r"}, "context": context}
+    want = _summary(Interpreter(policy, {}, tables.revision).check(request))
+    assert _summary(Evaluator(tables).check(request)) == want
+    assert _summary(TableEvaluator(tables).check(request)) == want
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.one_of(timestamps, st.text(max_size=30), st.from_regex(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,10})?"
     r"([Zz]|[+-][0-9]{2}:[0-9]{2})?", fullmatch=True)))
 def test_timestamps_are_read_identically(text: str) -> None:
-    policy = compile_sources([ast.Source("t.lg", 'layer a { allow * on * when '
-                                         'time(context.t) < time("2100-01-01T00:00:00Z") }')])
-    tables = compile_policy(policy)
-    request = {"subject": {"type": "s", "id": "s"}, "action": {"name": "a"},
-               "resource": {"type": "r", "id": "r"}, "context": {"t": text}}
-    want = _summary(Interpreter(policy, {}, tables.revision).check(request))
-    assert _summary(Evaluator(tables).check(request)) == want
-    assert _summary(TableEvaluator(tables).check(request)) == want
+    _agree_on_context('time(context.t) < time("2100-01-01T00:00:00Z")', {"t": text})
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.one_of(addresses, st.text(alphabet="0123456789.:abcdef%/ ", max_size=20),
                  st.ip_addresses().map(str)))
 def test_addresses_are_read_identically(text: str) -> None:
-    policy = compile_sources([ast.Source("c.lg", 'layer a { allow * on * when '
-                                         'cidr(context.ip, ["10.0.0.0/8", "::/1"]) }')])
-    tables = compile_policy(policy)
-    request = {"subject": {"type": "s", "id": "s"}, "action": {"name": "a"},
-               "resource": {"type": "r", "id": "r"}, "context": {"ip": text}}
-    want = _summary(Interpreter(policy, {}, tables.revision).check(request))
-    assert _summary(Evaluator(tables).check(request)) == want
-    assert _summary(TableEvaluator(tables).check(request)) == want
+    _agree_on_context('cidr(context.ip, ["10.0.0.0/8", "::/1"])', {"ip": text})
