@@ -51,6 +51,9 @@ def _syntax_diagnostic(exc: UnexpectedInput, source: str, lines: SourceLines) ->
             return lines.diagnostic(
                 "c_style_operator", f"`{char}` is not an operator here; use `and`, `or`, `not`",
                 span)
+        if char == '"':
+            return lines.diagnostic("unexpected_character", "unterminated string (a string "
+                                    "ends with `\"` on the same line)", span)
         return lines.diagnostic("unexpected_character", f"unexpected character `{char}`", span)
     assert isinstance(exc, UnexpectedToken)
     token = exc.token

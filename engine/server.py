@@ -8,6 +8,7 @@ so a reload never changes the policy under a request that is being decided.
 from __future__ import annotations
 
 import functools
+import ipaddress
 import logging
 import multiprocessing
 import os
@@ -210,12 +211,38 @@ class AuthorizerService(rpc.AuthorizerServicer):
             yield out
 
 
+ADMIN_RESOURCE = {"type": "layergate_admin", "id": "admin"}
+
+
 class AdminService(rpc.AdminServicer):
-    def __init__(self, holder: PolicyHolder) -> None:
+    """Operates the server. Every call is authorized by the loaded policy itself, as the
+    request {subject: the mTLS caller, action: admin_info | admin_validate | admin_reload,
+    resource: layergate_admin}; without mTLS the service is off, unless insecure loopback
+    administration was asked for explicitly (development only)."""
+
+    def __init__(self, holder: PolicyHolder, insecure: bool) -> None:
         self.holder = holder
+        self.insecure = insecure
+
+    def _authorize(self, action: str, context: grpc.ServicerContext) -> None:
+        caller = _caller(context)
+        if caller is None:
+            if self.insecure:
+                return
+            context.abort(grpc.StatusCode.PERMISSION_DENIED,
+                          "the admin service needs a client certificate (mTLS); for local "
+                          "development, serve with --admin-insecure-loopback")
+        request = {"subject": {"type": "caller", "id": caller["id"]},
+                   "action": {"name": action}, "resource": ADMIN_RESOURCE}
+        decision = self.holder.current.authorizer.check(request, caller)
+        if not decision.allowed:
+            context.abort(grpc.StatusCode.PERMISSION_DENIED,
+                          f"`{action}` denied for {caller['id']} by layer `{decision.layer}`"
+                          + (f" rule `{decision.rule}`" if decision.rule else " (no rule)"))
 
     def PolicyInfo(self, request: pb.PolicyInfoRequest,
                    context: grpc.ServicerContext) -> pb.PolicyInfoResponse:
+        self._authorize("admin_info", context)
         loaded = self.holder.current
         tables = loaded.authorizer.tables
         return pb.PolicyInfoResponse(revision=tables.revision, layers=tables.layer_names,
@@ -224,6 +251,7 @@ class AdminService(rpc.AdminServicer):
 
     def ValidatePolicy(self, request: pb.ValidatePolicyRequest,
                        context: grpc.ServicerContext) -> pb.ValidatePolicyResponse:
+        self._authorize("admin_validate", context)
         sources = [ast.Source(name, text) for name, text in sorted(request.files.items())]
         try:
             data = None
@@ -238,6 +266,7 @@ class AdminService(rpc.AdminServicer):
 
     def ReloadPolicy(self, request: pb.ReloadPolicyRequest,
                      context: grpc.ServicerContext) -> pb.ReloadPolicyResponse:
+        self._authorize("admin_reload", context)
         reloaded, problems = self.holder.reload()
         return pb.ReloadPolicyResponse(reloaded=reloaded,
                                        revision=self.holder.current.authorizer.revision,
@@ -257,6 +286,7 @@ class ServerOptions:
     tls_cert: bytes | None = None  # PEM; with tls_key, serve TLS
     tls_key: bytes | None = None
     client_ca: bytes | None = None  # PEM; require and verify client certificates (mTLS)
+    admin_insecure: bool = False  # admin without mTLS: loopback development only
 
 
 class Server:
@@ -281,7 +311,10 @@ class Server:
                                 options=grpc_options)
         rpc.add_AuthorizerServicer_to_server(AuthorizerService(holder, holder.metrics),
                                              self.grpc)
-        rpc.add_AdminServicer_to_server(AdminService(holder), self.grpc)
+        if options.admin_insecure and not _is_loopback(options.host):
+            raise OSError("insecure administration is for loopback only; serve on 127.0.0.1 "
+                          "or use mTLS (--client-ca)")
+        rpc.add_AdminServicer_to_server(AdminService(holder, options.admin_insecure), self.grpc)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc)
         names = (*SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
                  reflection.SERVICE_NAME)
@@ -333,6 +366,15 @@ class Server:
             if now != seen:
                 seen = now
                 self.holder.reload()
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _stamps(paths: list[Path]) -> dict[str, tuple[float, int] | None]:

@@ -103,3 +103,18 @@ def test_identity_from_the_auth_context() -> None:
     assert caller_from_auth_context({"peer_uri": [GATEWAY.encode(), INVOICER.encode()],
                                      "x509_subject": [b"CN=a"]}) is None
     assert caller_from_auth_context({"peer_uri": [b"spiffe:///no-domain"]}) is None
+
+
+def test_admin_calls_are_authorized_by_the_policy(server: Server, authority: Authority) -> None:
+    from layergate.clients._gen import authz_pb2 as pb
+
+    operator = authority.issue("operator", uris=("spiffe://example.org/ns/ops/sa/operator",))
+    with _client(server, authority, operator) as client:
+        info = client.admin.PolicyInfo(pb.PolicyInfoRequest())
+        assert list(info.layers) == ["transport", "binding"]
+        assert client.admin.ReloadPolicy(pb.ReloadPolicyRequest()).reloaded
+    with _client(server, authority, authority.issue("gw", uris=(GATEWAY,))) as client:
+        with pytest.raises(grpc.RpcError) as info:
+            client.admin.ReloadPolicy(pb.ReloadPolicyRequest())
+        assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert "binding.not_operator" in info.value.details()

@@ -44,7 +44,8 @@ def policy_dir(tmp_path: Path) -> Path:
 
 def _start(policy: Path, data: Path | None, watch: float = 0.0) -> Server:
     holder = PolicyHolder(PolicySource((policy,), data))
-    return Server(holder, ServerOptions(port=0, watch_seconds=watch, grace_seconds=5)).start()
+    options = ServerOptions(port=0, watch_seconds=watch, grace_seconds=5, admin_insecure=True)
+    return Server(holder, options).start()
 
 
 @pytest.fixture
@@ -159,9 +160,16 @@ def test_health_is_not_serving_before_start(policy_dir: Path) -> None:
 
 
 def test_deadlines_are_honoured(client: Client) -> None:
+    def slow() -> Iterator[dict]:
+        for _ in range(40):
+            time.sleep(0.05)
+            yield _request()
+
+    started = time.monotonic()
     with pytest.raises(grpc.RpcError) as info:
-        client.check(_request(), timeout=1e-6)
+        list(client.stream(slow(), batch=1, timeout=0.3))
     assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert time.monotonic() - started < 1.5  # cut at the deadline, not after all 40 items
 
 
 def test_admin_info_validate_and_reload(client: Client, server: Server, policy_dir: Path) -> None:
@@ -324,7 +332,8 @@ def _spawn(*args: str) -> tuple[subprocess.Popen, int]:
 
 def test_two_workers_serve_one_port() -> None:
     process, port = _spawn(str(INVOICE / "policy.lg"), "--data", str(INVOICE / "data.json"),
-                           "--port", "0", "--workers", "2", "--watch", "0")
+                           "--port", "0", "--workers", "2", "--watch", "0",
+                           "--admin-insecure-loopback")
     try:
         pids = set()
         for _ in range(60):  # the kernel spreads connections, so open fresh ones
@@ -449,3 +458,19 @@ def test_check_command_streams_a_file(server: Server, tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "INVALID_ARGUMENT: subject.id: is required" in result.stderr
+
+
+def test_admin_is_off_without_mtls_unless_asked_for(policy_dir: Path) -> None:
+    holder = PolicyHolder(PolicySource((policy_dir / "policy.lg",), policy_dir / "data.json"))
+    server = Server(holder, ServerOptions(port=0, watch_seconds=0)).start()
+    try:
+        with Client(f"127.0.0.1:{server.port}") as client:
+            with pytest.raises(grpc.RpcError) as info:
+                client.admin.ReloadPolicy(pb.ReloadPolicyRequest())
+            assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
+            assert "mTLS" in info.value.details()
+            assert client.check(_request())["decision"] == "allow"  # decisions still work
+    finally:
+        server.stop(grace=1)
+    with pytest.raises(OSError, match="loopback"):
+        Server(holder, ServerOptions(host="0.0.0.0", port=0, admin_insecure=True))

@@ -30,6 +30,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="server processes sharing the port (default: one per core)")
     parser.add_argument("--metrics-port", type=int, metavar="PORT",
                         help="serve Prometheus metrics on PORT (worker i: PORT + i)")
+    parser.add_argument("--admin-insecure-loopback", action="store_true",
+                        help="allow the admin service without mTLS (loopback host only; "
+                             "for development)")
     parser.add_argument("--tls-cert", type=Path, help="server certificate chain (PEM)")
     parser.add_argument("--tls-key", type=Path, help="server private key (PEM)")
     parser.add_argument("--client-ca", type=Path,
@@ -54,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
                             threads=args.threads, grace_seconds=args.grace,
                             watch_seconds=args.watch, metrics_port=args.metrics_port,
                             tls_cert=_read(args.tls_cert), tls_key=_read(args.tls_key),
-                            client_ca=_read(args.client_ca))
+                            client_ca=_read(args.client_ca),
+                            admin_insecure=args.admin_insecure_loopback)
     try:
         return serve(source, options, args.workers)
     except PolicyError as error:
