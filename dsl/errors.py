@@ -19,6 +19,7 @@ CODES = {
     "unexpected_end": "the file ends in the middle of a declaration",
     "single_equals": "`=` used for comparison; write `==`",
     "c_style_operator": "`&&`, `||` or `!` used; write `and`, `or`, `not`",
+    "expression_too_deep": "conditions nested deeper than the parser allows",
     # declarations
     "no_layers": "the policy declares no layer",
     "duplicate_layer": "two layers share a name",

@@ -7,7 +7,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from lark import Lark, Token, Transformer, UnexpectedInput, v_args
+from lark import Lark, Token, Tree, UnexpectedInput
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
 
 from . import ast
@@ -20,15 +20,31 @@ def _parser() -> Lark:
     return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=True)
 
 
+MAX_DEPTH = 200  # nesting of declarations and conditions; deeper is `expression_too_deep`
+
+
 def parse_module(text: str, source: str = "<policy>") -> ast.Module:
     """Parse one policy file. Raises `PolicyError` with a coded syntax diagnostic."""
+    lines = SourceLines()
     try:
         tree = _parser().parse(text)
-        return _ToAst(source).transform(tree)
     except UnexpectedInput as exc:
-        lines = SourceLines()
         lines.add(source, text)
         raise PolicyError([_syntax_diagnostic(exc, source, lines)]) from None
+    builder = _ToAst(source)
+    try:
+        return builder.build(tree)
+    except _TooDeep as exc:
+        lines.add(source, text)
+        span = _span_of(source, exc.meta)
+        raise PolicyError([lines.diagnostic(
+            "expression_too_deep", f"conditions nest more than {MAX_DEPTH} levels deep; "
+            "split the rule or use a constant list with `in`", span)]) from None
+
+
+class _TooDeep(Exception):
+    def __init__(self, meta: Any) -> None:
+        self.meta = meta
 
 
 def _syntax_diagnostic(exc: UnexpectedInput, source: str, lines: SourceLines) -> Diagnostic:
@@ -92,13 +108,34 @@ class _RuleDraft:
         self.actions, self.resources = actions, resources
 
 
-@v_args(meta=True)
-class _ToAst(Transformer):
-    """Builds frozen AST nodes, each with its source span."""
+class _ToAst:
+    """Builds frozen AST nodes, each with its source span, bottom-up without recursion.
+
+    Each method is named after a grammar rule (or alias) and gets (meta, children).
+    """
 
     def __init__(self, source: str) -> None:
-        super().__init__()
         self.source = source
+        self.handlers = {name: getattr(self, name) for name in dir(type(self))
+                         if not name.startswith("_") and name != "build"}
+
+    def build(self, tree: Tree) -> Any:
+        results: dict[int, Any] = {}
+        pending: list[tuple[Tree, int]] = [(tree, 0)]
+        while pending:
+            node, depth = pending.pop()
+            if depth > MAX_DEPTH:
+                raise _TooDeep(node.meta)
+            if id(node) in results:
+                continue
+            subtrees = [c for c in node.children if isinstance(c, Tree)]
+            if any(id(c) not in results for c in subtrees):
+                pending.append((node, depth))
+                pending.extend((c, depth + 1) for c in subtrees if id(c) not in results)
+                continue
+            children = [results.pop(id(c)) if isinstance(c, Tree) else c for c in node.children]
+            results[id(node)] = self.handlers[node.data](node.meta, children)
+        return results[id(tree)]
 
     def _span(self, meta: Any) -> ast.Span:
         return _span_of(self.source, meta)
