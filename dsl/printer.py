@@ -10,7 +10,7 @@ from . import ast
 KEYWORDS = frozenset({
     "const", "layers", "role", "extends", "layer", "controls", "allow", "deny", "on", "when",
     "or", "and", "not", "in", "contains", "now", "true", "false",
-    "subject", "action", "resource", "context", "caller", "data",
+    "subject", "action", "resource", "context", "caller", "elevation", "data",
 })
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*\Z")
 

@@ -50,6 +50,9 @@ ENTITY_FIELDS: dict[str, frozenset[str]] = {
     "action": frozenset({"name", "properties"}),
     "resource": frozenset({"type", "id", "properties"}),
     "caller": frozenset({"id", "trust_domain", "path"}),
+    # the JIT grant that applies to this request (active is false when none does)
+    "elevation": frozenset({"active", "id", "roles", "actions", "resources", "expires_at",
+                            "approved_by", "requested_by"}),
 }
 FREE_FORM_FIELDS = frozenset({"properties"})
 
@@ -218,7 +221,8 @@ class _Checker:
     def _type_ConstRef(self, expr: ast.ConstRef) -> str:
         const = self.consts.get(expr.name)
         if const is None:
-            hint = " (paths start with subject, action, resource, context, caller or data)"
+            hint = (" (paths start with subject, action, resource, context, caller, elevation "
+                    "or data)")
             self.error("unknown_name", f"unknown name `{expr.name}`{hint}", expr.span)
             return ANY
         return LIST if isinstance(const.value, ast.ListLiteral) else self._literal_type(

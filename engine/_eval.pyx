@@ -57,7 +57,7 @@ cdef dict _EMPTY = {}
 cdef inline PyObject* _get(object mapping, object key) except? NULL:
     """A borrowed dict item, NULL when absent (keys are strings: lookups cannot fail)."""
     return PyDict_GetItemWithError(mapping, key)
-cdef tuple ROOT_KEYS = ("subject", "action", "resource", "context")
+cdef tuple ROOT_KEYS = ("subject", "action", "resource", "context", "elevation")
 cdef int CACHE_LIMIT = 100_000
 DEF ALLOW_SLOTS = 4096
 
@@ -89,7 +89,7 @@ _check_opcodes()
 cdef class _Request:
     """Per-call scratch space: converted slots, the grant mask, errors. Reused across a batch."""
 
-    cdef PyObject* roots[5]
+    cdef PyObject* roots[6]
     cdef int64_t now
     cdef int64_t action
     cdef int64_t resource_type
@@ -342,6 +342,7 @@ cdef class Evaluator:
             req.keep = normalized
             for k in range(4):
                 req.roots[k] = <PyObject*>normalized[ROOT_KEYS[k]]
+            req.roots[5] = <PyObject*>normalized["elevation"]
             req.action = self._sid(_get(normalized["action"], "name"))
             req.resource_type = self._sid(_get(normalized["resource"], "type"))
         req.roots[4] = <PyObject*>req.caller
@@ -380,6 +381,12 @@ cdef class Evaluator:
                 if field != NULL and field != Py_None and not PyDict_Check(field):
                     return False
             req.roots[k] = value
+        value = _get(request, "elevation")  # trusted: set by the server's grant store
+        if value == NULL or value == Py_None:
+            value = <PyObject*>_EMPTY
+        elif not PyDict_Check(value):
+            return False
+        req.roots[5] = value
         return True
 
     cdef inline int64_t _sid(self, PyObject* text) noexcept:

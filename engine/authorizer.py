@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ class Authorizer:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not `{backend}`")
         self.tables = tables
         self.backend = backend
+        self._rule_index: dict[str, int] | None = None
         evaluator_type = _cython_evaluator() if backend == "cython" else TableEvaluator
         self._evaluator = evaluator_type(tables, clock)
         # The evaluator's own methods, so a call costs no extra Python frame.
@@ -69,6 +71,21 @@ class Authorizer:
                       clock: Callable[[], float] = time.time) -> Authorizer:
         """Load tables written by `layergate compile`."""
         return cls(Tables.from_bytes(Path(path).read_bytes()), backend, clock)
+
+    def with_grant(self, decision: Decision, elevation: Mapping[str, Any]) -> Decision:
+        """An allow that relied on a JIT grant names it in its reasons (`grant:<id>`)."""
+        if not (decision.allowed and elevation.get("active")):
+            return decision
+        rules = self._rules
+        if not any(self.tables.rule_uses_elevation[rules[r]] for r in decision.reasons):
+            return decision
+        return replace(decision, reasons=(*decision.reasons, f"grant:{elevation['id']}"))
+
+    @property
+    def _rules(self) -> dict[str, int]:
+        if self._rule_index is None:
+            self._rule_index = {rule: i for i, rule in enumerate(self.tables.rule_ids)}
+        return self._rule_index
 
     @property
     def revision(self) -> str:

@@ -280,6 +280,11 @@ class _Builder:
             rule_effect=tuple(op.EFFECT_DENY if rule.effect == "deny" else op.EFFECT_ALLOW
                               for _, rule in self.rules),
             rule_cond=tuple(self.rule_cond),
+            rule_uses_elevation=tuple(
+                int(rule.condition is not None and any(
+                    isinstance(n, ast.Path) and n.root == "elevation"
+                    for n in ast.walk(rule.condition)))
+                for _, rule in self.rules),
             **program.freeze(),
             role_names=tuple(self.strings[name] for name in self.role_order),
             role_words=self.role_words,

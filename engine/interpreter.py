@@ -196,6 +196,8 @@ class _Env:
     def root(self, name: str) -> Any:
         if name == "caller":
             return self.caller
+        if name == "elevation":
+            return self.request["elevation"]
         if name == "data":
             return self.data
         return self.request[name]

@@ -49,7 +49,7 @@ E_INVALID = 3
 ERROR_CODES = ("missing_attribute", "unknown_entity", "type_error", "invalid_value")
 
 # ---- request roots -------------------------------------------------------------------------
-ROOTS = ("subject", "action", "resource", "context", "caller")
+ROOTS = ("subject", "action", "resource", "context", "caller", "elevation")
 
 # ---- rules and layers ----------------------------------------------------------------------
 EFFECT_ALLOW = 0

@@ -347,7 +347,7 @@ class _State:
                  caller: dict[str, str], now: int) -> None:
         self.ev = evaluator
         self.roots = (request["subject"], request["action"], request["resource"],
-                      request["context"], caller)
+                      request["context"], caller, request["elevation"])
         self.now = now
         self.action = evaluator.sids.get(request["action"]["name"], -1)
         self.resource_type = evaluator.sids.get(request["resource"]["type"], -1)

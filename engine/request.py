@@ -42,6 +42,10 @@ def normalize_request(request: Any) -> dict[str, Any]:
     elif not isinstance(context, Mapping):
         raise RequestError("context", "must be an object")
     out["context"] = context
+    elevation = request.get("elevation")
+    if elevation is not None and not isinstance(elevation, Mapping):
+        raise RequestError("elevation", "must be an object")
+    out["elevation"] = elevation or {}
     return out
 
 

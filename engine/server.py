@@ -16,7 +16,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent import futures
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -36,9 +36,10 @@ from . import wire
 from .authorizer import Authorizer
 from .compiler import compile_policy
 from .decision import Decision, invalid_request_decision
+from .grants import GrantError, GrantStore
 from .identity import caller_from_auth_context
 from .metrics import Metrics
-from .request import RequestError
+from .request import RequestError, merge_defaults
 from .tables import Tables, TablesFormatError
 
 log = logging.getLogger("layergate.server")
@@ -61,6 +62,7 @@ class PolicySource:
     policy: Sequence[Path] = ()
     data: Path | None = None
     compiled: Path | None = None
+    clock: Callable[[], float] = time.time  # the rules' `now` (injectable for tests)
 
     def files(self) -> list[Path]:
         if self.compiled:
@@ -78,7 +80,8 @@ class PolicySource:
             documents = load_data(self.data) if self.data else None
             policy = compile_sources(read_sources(list(self.policy)), documents)
             tables = compile_policy(policy, documents)
-        return Loaded(Authorizer(tables), tuple(str(p) for p in self.files()), time.time())
+        return Loaded(Authorizer(tables, clock=self.clock), tuple(str(p) for p in self.files()),
+                      time.time())
 
 
 class PolicyHolder:
@@ -143,9 +146,20 @@ def _guarded(method: Any) -> Any:
 
 
 class AuthorizerService(rpc.AuthorizerServicer):
-    def __init__(self, holder: PolicyHolder, metrics: Metrics | None = None) -> None:
+    def __init__(self, holder: PolicyHolder, metrics: Metrics | None = None,
+                 grants: GrantStore | None = None) -> None:
         self.holder = holder
         self.metrics = metrics
+        self.grants = grants
+
+    def _decide(self, authorizer: Authorizer, request: dict[str, Any], caller: Any,
+                explain: bool) -> Decision:
+        """One decision, with the JIT grant that applies to the request (if any)."""
+        if self.grants is None:
+            return authorizer.check(request, caller, explain)
+        elevation = self.grants.elevation_for(request)
+        decision = authorizer.check({**request, "elevation": elevation}, caller, explain)
+        return authorizer.with_grant(decision, elevation)
 
     def _record(self, rpc_name: str, decisions: list[Decision], started: float) -> None:
         if self.metrics:
@@ -156,8 +170,8 @@ class AuthorizerService(rpc.AuthorizerServicer):
         started = time.perf_counter()
         authorizer = self.holder.current.authorizer
         try:
-            decision = authorizer.check(wire.request_dict(request), _caller(context),
-                                        request.explain)
+            decision = self._decide(authorizer, wire.request_dict(request), _caller(context),
+                                    request.explain)
         except RequestError as exc:
             context.set_trailing_metadata((("layergate-field", exc.field),))
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{exc.field}: {exc.message}")
@@ -176,8 +190,16 @@ class AuthorizerService(rpc.AuthorizerServicer):
         unreadable = {i: item for i, item in enumerate(items) if isinstance(item, RequestError)}
         for index in unreadable:
             items[index] = None  # denied below with the error that made it unreadable
+        if self.grants is not None:  # each item's own grant, from its merged request
+            elevations = [None if item is None else self.grants.elevation_for(
+                merge_defaults(item, defaults)) for item in items]
+            items = [item if item is None else {**item, "elevation": elevation}
+                     for item, elevation in zip(items, elevations, strict=True)]
         decisions = authorizer.check_batch(items, defaults, semantic, _caller(context),
                                            request.explain)
+        if self.grants is not None:
+            decisions = [authorizer.with_grant(d, elevations[i] or {})
+                         for i, d in enumerate(decisions)]
         out = pb.BatchCheckResponse(revision=authorizer.revision)
         for index, decision in enumerate(decisions):
             if index in unreadable:
@@ -200,7 +222,7 @@ class AuthorizerService(rpc.AuthorizerServicer):
                 try:
                     if isinstance(item, RequestError):
                         raise item
-                    decision = authorizer.check(item, caller, explain)
+                    decision = self._decide(authorizer, item, caller, explain)
                 except RequestError as exc:
                     result.invalid_field = exc.field
                     decision = invalid_request_decision(exc.message, exc.field,
@@ -220,25 +242,32 @@ class AdminService(rpc.AdminServicer):
     resource: layergate_admin}; without mTLS the service is off, unless insecure loopback
     administration was asked for explicitly (development only)."""
 
-    def __init__(self, holder: PolicyHolder, insecure: bool) -> None:
+    def __init__(self, holder: PolicyHolder, insecure: bool, grants: GrantStore | None,
+                 max_elevation_seconds: float) -> None:
         self.holder = holder
         self.insecure = insecure
+        self.grants = grants
+        self.max_elevation_seconds = max_elevation_seconds
 
-    def _authorize(self, action: str, context: grpc.ServicerContext) -> None:
+    def _authorize(self, action: str, context: grpc.ServicerContext,
+                   resource: Mapping[str, Any] = ADMIN_RESOURCE) -> str:
+        """Check the call against the policy; returns the caller's id ("" in insecure mode)."""
         caller = _caller(context)
         if caller is None:
-            if self.insecure:
-                return
+            if self.insecure and resource is ADMIN_RESOURCE:
+                return ""
             context.abort(grpc.StatusCode.PERMISSION_DENIED,
                           "the admin service needs a client certificate (mTLS); for local "
-                          "development, serve with --admin-insecure-loopback")
+                          "development, serve with --admin-insecure-loopback (elevations "
+                          "always need mTLS: they record who asked and who approved)")
         request = {"subject": {"type": "caller", "id": caller["id"]},
-                   "action": {"name": action}, "resource": ADMIN_RESOURCE}
+                   "action": {"name": action}, "resource": resource}
         decision = self.holder.current.authorizer.check(request, caller)
         if not decision.allowed:
             context.abort(grpc.StatusCode.PERMISSION_DENIED,
                           f"`{action}` denied for {caller['id']} by layer `{decision.layer}`"
                           + (f" rule `{decision.rule}`" if decision.rule else " (no rule)"))
+        return caller["id"]
 
     def PolicyInfo(self, request: pb.PolicyInfoRequest,
                    context: grpc.ServicerContext) -> pb.PolicyInfoResponse:
@@ -273,6 +302,99 @@ class AdminService(rpc.AdminServicer):
                                        diagnostics=wire.diagnostics(problems))
 
 
+    # -- JIT elevation -------------------------------------------------------------------
+
+    def _store(self, context: grpc.ServicerContext) -> GrantStore:
+        if self.grants is None:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, "this server keeps no grants")
+        return self.grants
+
+    def _elevation_resource(self, grant: Any) -> dict[str, Any]:
+        return {"type": "elevation", "id": grant.id or "new", "properties": {
+            "subject": grant.subject, "requested_by": grant.requested_by,
+            "roles": list(grant.roles), "actions": list(grant.actions),
+            "resources": list(grant.resources), "duration_seconds": grant.duration_seconds,
+            "session_id": grant.session_id, "status": grant.status}}
+
+    def RequestElevation(self, request: pb.RequestElevationRequest,
+                         context: grpc.ServicerContext) -> pb.Elevation:
+        store = self._store(context)
+        if request.duration_seconds > self.max_elevation_seconds:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"duration_seconds: at most {self.max_elevation_seconds:g}")
+        if not request.subject:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "subject: is required")
+        draft = _Draft(request.subject, list(request.roles), list(request.actions),
+                       list(request.resources), request.duration_seconds, request.session_id)
+        requester = self._authorize("elevation_request", context,
+                                    self._elevation_resource(draft.with_requester(
+                                        _caller(context))))
+        try:
+            grant = store.request(request.subject, requester, list(request.roles),
+                                  list(request.actions), list(request.resources),
+                                  request.duration_seconds, request.reason, request.session_id)
+        except GrantError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        return _elevation(grant)
+
+    def DecideElevation(self, request: pb.DecideElevationRequest,
+                        context: grpc.ServicerContext) -> pb.Elevation:
+        store = self._store(context)
+        grant = self._existing(store, request.id, context)
+        action = "elevation_approve" if request.approve else "elevation_reject"
+        approver = self._authorize(action, context, self._elevation_resource(grant))
+        try:
+            return _elevation(store.decide(request.id, approver, request.approve))
+        except GrantError as exc:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+
+    def RevokeElevation(self, request: pb.RevokeElevationRequest,
+                        context: grpc.ServicerContext) -> pb.Elevation:
+        store = self._store(context)
+        grant = self._existing(store, request.id, context)
+        revoker = self._authorize("elevation_revoke", context, self._elevation_resource(grant))
+        try:
+            return _elevation(store.revoke(request.id, revoker))
+        except GrantError as exc:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+
+    def ListElevations(self, request: pb.ListElevationsRequest,
+                       context: grpc.ServicerContext) -> pb.ListElevationsResponse:
+        store = self._store(context)
+        self._authorize("elevation_list", context, {"type": "elevation", "id": "list"})
+        return pb.ListElevationsResponse(
+            elevations=[_elevation(g) for g in store.list(request.subject)])
+
+    @staticmethod
+    def _existing(store: GrantStore, grant_id: str, context: grpc.ServicerContext) -> Any:
+        try:
+            return store.get(grant_id)
+        except GrantError as exc:
+            context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+
+
+@dataclass(frozen=True)
+class _Draft:
+    """A requested elevation before it is stored, as the policy sees it."""
+
+    subject: str
+    roles: list[str]
+    actions: list[str]
+    resources: list[str]
+    duration_seconds: float
+    session_id: str
+    requested_by: str = ""
+    id: str = ""
+    status: str = "new"
+
+    def with_requester(self, caller: Mapping[str, str] | None) -> _Draft:
+        return replace(self, requested_by=(caller or {}).get("id", ""))
+
+
+def _elevation(grant: Any) -> pb.Elevation:
+    return pb.Elevation(**grant.to_json())
+
+
 @dataclass
 class ServerOptions:
     host: str = "127.0.0.1"
@@ -287,6 +409,9 @@ class ServerOptions:
     tls_key: bytes | None = None
     client_ca: bytes | None = None  # PEM; require and verify client certificates (mTLS)
     admin_insecure: bool = False  # admin without mTLS: loopback development only
+    grants_path: Path | None = None  # the SQLite file of JIT grants (None: no elevation)
+    max_elevation_seconds: float = 8 * 3600
+    clock: Callable[[], float] = time.time
 
 
 class Server:
@@ -309,12 +434,16 @@ class Server:
         ]
         self.grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=options.threads),
                                 options=grpc_options)
-        rpc.add_AuthorizerServicer_to_server(AuthorizerService(holder, holder.metrics),
-                                             self.grpc)
+        self.grants = (GrantStore(options.grants_path, options.clock)
+                       if options.grants_path else None)
+        rpc.add_AuthorizerServicer_to_server(
+            AuthorizerService(holder, holder.metrics, self.grants), self.grpc)
         if options.admin_insecure and not _is_loopback(options.host):
             raise OSError("insecure administration is for loopback only; serve on 127.0.0.1 "
                           "or use mTLS (--client-ca)")
-        rpc.add_AdminServicer_to_server(AdminService(holder, options.admin_insecure), self.grpc)
+        rpc.add_AdminServicer_to_server(
+            AdminService(holder, options.admin_insecure, self.grants,
+                         options.max_elevation_seconds), self.grpc)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc)
         names = (*SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
                  reflection.SERVICE_NAME)
@@ -354,6 +483,8 @@ class Server:
         self._stop.set()
         self.health.enter_graceful_shutdown()
         self.grpc.stop(self.options.grace_seconds if grace is None else grace).wait()
+        if self.grants is not None:
+            self.grants.close()
 
     def wait(self) -> None:
         self.grpc.wait_for_termination()

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MAGIC = b"LGTABLES"
 
 
@@ -48,6 +48,7 @@ class Tables:
     rule_layer: tuple[int, ...]
     rule_effect: tuple[int, ...]
     rule_cond: tuple[int, ...]
+    rule_uses_elevation: tuple[int, ...]  # 1 when the condition reads `elevation.*`
 
     # Condition program: node i is (op, a, b, c) with `node_text` its printed source.
     node_op: tuple[int, ...]

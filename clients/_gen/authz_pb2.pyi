@@ -260,3 +260,79 @@ class ReloadPolicyResponse(_message.Message):
     revision: str
     diagnostics: _containers.RepeatedCompositeFieldContainer[PolicyDiagnostic]
     def __init__(self, reloaded: _Optional[bool] = ..., revision: _Optional[str] = ..., diagnostics: _Optional[_Iterable[_Union[PolicyDiagnostic, _Mapping]]] = ...) -> None: ...
+
+class Elevation(_message.Message):
+    __slots__ = ("id", "subject", "requested_by", "roles", "actions", "resources", "session_id", "reason", "duration_seconds", "status", "created_at", "decided_by", "decided_at", "expires_at")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_BY_FIELD_NUMBER: _ClassVar[int]
+    ROLES_FIELD_NUMBER: _ClassVar[int]
+    ACTIONS_FIELD_NUMBER: _ClassVar[int]
+    RESOURCES_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_BY_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_AT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    subject: str
+    requested_by: str
+    roles: _containers.RepeatedScalarFieldContainer[str]
+    actions: _containers.RepeatedScalarFieldContainer[str]
+    resources: _containers.RepeatedScalarFieldContainer[str]
+    session_id: str
+    reason: str
+    duration_seconds: float
+    status: str
+    created_at: float
+    decided_by: str
+    decided_at: float
+    expires_at: float
+    def __init__(self, id: _Optional[str] = ..., subject: _Optional[str] = ..., requested_by: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ..., actions: _Optional[_Iterable[str]] = ..., resources: _Optional[_Iterable[str]] = ..., session_id: _Optional[str] = ..., reason: _Optional[str] = ..., duration_seconds: _Optional[float] = ..., status: _Optional[str] = ..., created_at: _Optional[float] = ..., decided_by: _Optional[str] = ..., decided_at: _Optional[float] = ..., expires_at: _Optional[float] = ...) -> None: ...
+
+class RequestElevationRequest(_message.Message):
+    __slots__ = ("subject", "roles", "actions", "resources", "duration_seconds", "reason", "session_id")
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    ROLES_FIELD_NUMBER: _ClassVar[int]
+    ACTIONS_FIELD_NUMBER: _ClassVar[int]
+    RESOURCES_FIELD_NUMBER: _ClassVar[int]
+    DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    subject: str
+    roles: _containers.RepeatedScalarFieldContainer[str]
+    actions: _containers.RepeatedScalarFieldContainer[str]
+    resources: _containers.RepeatedScalarFieldContainer[str]
+    duration_seconds: float
+    reason: str
+    session_id: str
+    def __init__(self, subject: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ..., actions: _Optional[_Iterable[str]] = ..., resources: _Optional[_Iterable[str]] = ..., duration_seconds: _Optional[float] = ..., reason: _Optional[str] = ..., session_id: _Optional[str] = ...) -> None: ...
+
+class DecideElevationRequest(_message.Message):
+    __slots__ = ("id", "approve")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    APPROVE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    approve: bool
+    def __init__(self, id: _Optional[str] = ..., approve: _Optional[bool] = ...) -> None: ...
+
+class RevokeElevationRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class ListElevationsRequest(_message.Message):
+    __slots__ = ("subject",)
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    subject: str
+    def __init__(self, subject: _Optional[str] = ...) -> None: ...
+
+class ListElevationsResponse(_message.Message):
+    __slots__ = ("elevations",)
+    ELEVATIONS_FIELD_NUMBER: _ClassVar[int]
+    elevations: _containers.RepeatedCompositeFieldContainer[Elevation]
+    def __init__(self, elevations: _Optional[_Iterable[_Union[Elevation, _Mapping]]] = ...) -> None: ...

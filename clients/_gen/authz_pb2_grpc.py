@@ -218,6 +218,26 @@ class AdminStub:
                 request_serializer=layergate_dot_v1_dot_authz__pb2.ReloadPolicyRequest.SerializeToString,
                 response_deserializer=layergate_dot_v1_dot_authz__pb2.ReloadPolicyResponse.FromString,
                 _registered_method=True)
+        self.RequestElevation = channel.unary_unary(
+                '/layergate.v1.Admin/RequestElevation',
+                request_serializer=layergate_dot_v1_dot_authz__pb2.RequestElevationRequest.SerializeToString,
+                response_deserializer=layergate_dot_v1_dot_authz__pb2.Elevation.FromString,
+                _registered_method=True)
+        self.DecideElevation = channel.unary_unary(
+                '/layergate.v1.Admin/DecideElevation',
+                request_serializer=layergate_dot_v1_dot_authz__pb2.DecideElevationRequest.SerializeToString,
+                response_deserializer=layergate_dot_v1_dot_authz__pb2.Elevation.FromString,
+                _registered_method=True)
+        self.RevokeElevation = channel.unary_unary(
+                '/layergate.v1.Admin/RevokeElevation',
+                request_serializer=layergate_dot_v1_dot_authz__pb2.RevokeElevationRequest.SerializeToString,
+                response_deserializer=layergate_dot_v1_dot_authz__pb2.Elevation.FromString,
+                _registered_method=True)
+        self.ListElevations = channel.unary_unary(
+                '/layergate.v1.Admin/ListElevations',
+                request_serializer=layergate_dot_v1_dot_authz__pb2.ListElevationsRequest.SerializeToString,
+                response_deserializer=layergate_dot_v1_dot_authz__pb2.ListElevationsResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -245,6 +265,35 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RequestElevation(self, request, context):
+        """Asks for a JIT elevation of a subject; the requester is the mTLS caller.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DecideElevation(self, request, context):
+        """Approves or rejects a pending elevation; the approver (the mTLS caller) must be neither
+        the requester nor the subject, and must be allowed to approve by the policy.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeElevation(self, request, context):
+        """Revokes an elevation: it is inert from this moment on.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListElevations(self, request, context):
+        """Lists elevations, all of them or one subject's.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -262,6 +311,26 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.ReloadPolicy,
                     request_deserializer=layergate_dot_v1_dot_authz__pb2.ReloadPolicyRequest.FromString,
                     response_serializer=layergate_dot_v1_dot_authz__pb2.ReloadPolicyResponse.SerializeToString,
+            ),
+            'RequestElevation': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequestElevation,
+                    request_deserializer=layergate_dot_v1_dot_authz__pb2.RequestElevationRequest.FromString,
+                    response_serializer=layergate_dot_v1_dot_authz__pb2.Elevation.SerializeToString,
+            ),
+            'DecideElevation': grpc.unary_unary_rpc_method_handler(
+                    servicer.DecideElevation,
+                    request_deserializer=layergate_dot_v1_dot_authz__pb2.DecideElevationRequest.FromString,
+                    response_serializer=layergate_dot_v1_dot_authz__pb2.Elevation.SerializeToString,
+            ),
+            'RevokeElevation': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeElevation,
+                    request_deserializer=layergate_dot_v1_dot_authz__pb2.RevokeElevationRequest.FromString,
+                    response_serializer=layergate_dot_v1_dot_authz__pb2.Elevation.SerializeToString,
+            ),
+            'ListElevations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListElevations,
+                    request_deserializer=layergate_dot_v1_dot_authz__pb2.ListElevationsRequest.FromString,
+                    response_serializer=layergate_dot_v1_dot_authz__pb2.ListElevationsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -346,6 +415,114 @@ class Admin:
             '/layergate.v1.Admin/ReloadPolicy',
             layergate_dot_v1_dot_authz__pb2.ReloadPolicyRequest.SerializeToString,
             layergate_dot_v1_dot_authz__pb2.ReloadPolicyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequestElevation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/layergate.v1.Admin/RequestElevation',
+            layergate_dot_v1_dot_authz__pb2.RequestElevationRequest.SerializeToString,
+            layergate_dot_v1_dot_authz__pb2.Elevation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DecideElevation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/layergate.v1.Admin/DecideElevation',
+            layergate_dot_v1_dot_authz__pb2.DecideElevationRequest.SerializeToString,
+            layergate_dot_v1_dot_authz__pb2.Elevation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeElevation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/layergate.v1.Admin/RevokeElevation',
+            layergate_dot_v1_dot_authz__pb2.RevokeElevationRequest.SerializeToString,
+            layergate_dot_v1_dot_authz__pb2.Elevation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListElevations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/layergate.v1.Admin/ListElevations',
+            layergate_dot_v1_dot_authz__pb2.ListElevationsRequest.SerializeToString,
+            layergate_dot_v1_dot_authz__pb2.ListElevationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

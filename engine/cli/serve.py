@@ -33,6 +33,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--admin-insecure-loopback", action="store_true",
                         help="allow the admin service without mTLS (loopback host only; "
                              "for development)")
+    parser.add_argument("--grants-db", type=Path, default=_state_dir() / "grants.sqlite",
+                        help="SQLite file of JIT elevation grants, shared by all workers "
+                             "(default: %(default)s)")
+    parser.add_argument("--no-grants", action="store_true", help="keep no JIT grants")
+    parser.add_argument("--max-elevation-seconds", type=float, default=8 * 3600,
+                        help="longest elevation anyone may request (the policy may set less)")
     parser.add_argument("--tls-cert", type=Path, help="server certificate chain (PEM)")
     parser.add_argument("--tls-key", type=Path, help="server private key (PEM)")
     parser.add_argument("--client-ca", type=Path,
@@ -58,7 +64,9 @@ def run(args: argparse.Namespace) -> int:
                             watch_seconds=args.watch, metrics_port=args.metrics_port,
                             tls_cert=_read(args.tls_cert), tls_key=_read(args.tls_key),
                             client_ca=_read(args.client_ca),
-                            admin_insecure=args.admin_insecure_loopback)
+                            admin_insecure=args.admin_insecure_loopback,
+                            grants_path=None if args.no_grants else args.grants_db,
+                            max_elevation_seconds=args.max_elevation_seconds)
     try:
         return serve(source, options, args.workers)
     except PolicyError as error:
@@ -74,3 +82,8 @@ def _read(path: Path | None) -> bytes | None:
         return path.read_bytes()
     except OSError as error:
         raise SystemExit(f"layergate: {error}") from None
+
+
+def _state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "layergate"
