@@ -225,3 +225,45 @@ def test_the_elevation_command(server: Server, authority: Authority, tmp_path: P
     refused = subprocess.run([*cli, *files("mallory"), "revoke", grant["id"]],
                              capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2 and "PERMISSION_DENIED" in refused.stderr
+
+
+def test_both_workers_of_a_server_see_a_grant(authority: Authority, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    leaf = authority.issue("localhost", dns=("localhost",), ips=("127.0.0.1",))
+    for name, blob in (("server.pem", leaf.cert), ("server.key", leaf.key),
+                       ("ca.pem", authority.pem)):
+        (tmp_path / name).write_bytes(blob)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "layergate.engine.cli", "serve", str(JIT / "policy.lg"),
+         "--data", str(JIT / "data.json"), "--port", "0", "--workers", "2", "--watch", "0",
+         "--tls-cert", str(tmp_path / "server.pem"), "--tls-key", str(tmp_path / "server.key"),
+         "--client-ca", str(tmp_path / "ca.pem"), "--grants-db", str(tmp_path / "g.sqlite")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline()
+        assert line.startswith("layergate: serving"), line + process.stderr.read()
+        port = int(line.split(" on ")[1].split()[0].rsplit(":", 1)[1])
+        alice = authority.issue("alice", uris=(OPS + "alice",))
+        bot = authority.issue("change-bot", uris=(OPS + "change-bot",))
+
+        def connect(issued) -> Client:
+            return Client(f"127.0.0.1:{port}", timeout=10,
+                          channel_credentials=credentials(authority.pem, issued.key, issued.cert),
+                          options=[("grpc.use_local_subchannel_pool", 1)])
+
+        with connect(bot) as asking, connect(alice) as approving:
+            _approve(approving, _ask(asking).id)
+        answered: dict[int, str] = {}
+        for _ in range(60):  # fresh connections until both workers have answered
+            with connect(alice) as client:
+                pid = client.admin.PolicyInfo(pb.PolicyInfoRequest()).pid
+                answered[pid] = client.check(_migrate())["decision"]
+            if len(answered) == 2:
+                break
+        assert len(answered) == 2 and set(answered.values()) == {"allow"}
+        process.terminate()
+        assert process.wait(timeout=30) == 0
+    finally:
+        process.kill()
