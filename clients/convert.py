@@ -69,6 +69,7 @@ def decision(response: pb.CheckResponse) -> dict[str, Any]:
         "rule": response.rule or None,
         "reasons": list(response.reasons),
         "revision": response.revision,
+        "decision_id": response.decision_id,
     }
     if response.errors:
         out["errors"] = [{"rule": e.rule, "code": e.code, "path": e.path, "message": e.message}

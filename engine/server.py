@@ -151,6 +151,7 @@ class AuthorizerService(rpc.AuthorizerServicer):
         self.holder = holder
         self.metrics = metrics
         self.grants = grants
+        self.ids = wire.DecisionIds()
 
     def _decide(self, authorizer: Authorizer, request: dict[str, Any], caller: Any,
                 explain: bool) -> Decision:
@@ -176,7 +177,7 @@ class AuthorizerService(rpc.AuthorizerServicer):
             context.set_trailing_metadata((("layergate-field", exc.field),))
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{exc.field}: {exc.message}")
         self._record("Check", [decision], started)
-        return wire.response(decision)
+        return wire.response(decision, self.ids.next())
 
     @_guarded
     def BatchCheck(self, request: pb.BatchCheckRequest,
@@ -205,7 +206,7 @@ class AuthorizerService(rpc.AuthorizerServicer):
             if index in unreadable:
                 exc = unreadable[index]
                 decision = invalid_request_decision(exc.message, exc.field, authorizer.revision)
-            out.results.append(wire.response(decision))
+            out.results.append(wire.response(decision, self.ids.next()))
         self._record("BatchCheck", decisions, started)
         return out
 
@@ -227,7 +228,7 @@ class AuthorizerService(rpc.AuthorizerServicer):
                     result.invalid_field = exc.field
                     decision = invalid_request_decision(exc.message, exc.field,
                                                         authorizer.revision)
-                result.response.CopyFrom(wire.response(decision))
+                result.response.CopyFrom(wire.response(decision, self.ids.next()))
                 decided.append(decision)
             self._record("StreamCheck", decided, started)
             yield out

@@ -6,6 +6,8 @@ Properties and context travel as JSON objects in bytes (decoded with orjson).
 
 from __future__ import annotations
 
+import itertools
+import secrets
 from collections.abc import Iterable
 from typing import Any
 
@@ -78,8 +80,20 @@ def batch_items(message: pb.BatchCheckRequest) -> tuple[list[Any], dict[str, Any
     return items, defaults, semantic
 
 
-def response(decision: Decision) -> pb.CheckResponse:
+class DecisionIds:
+    """Decision ids unique across processes and restarts: a random prefix and a counter."""
+
+    def __init__(self) -> None:
+        self.prefix = secrets.token_hex(6)
+        self._counter = itertools.count(1)
+
+    def next(self) -> str:
+        return f"{self.prefix}-{next(self._counter):x}"
+
+
+def response(decision: Decision, decision_id: str = "") -> pb.CheckResponse:
     out = pb.CheckResponse(
+        decision_id=decision_id,
         decision=pb.DECISION_ALLOW if decision.allowed else pb.DECISION_DENY,
         layer=decision.layer or "",
         rule=decision.rule or "",

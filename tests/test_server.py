@@ -70,6 +70,8 @@ def test_check_allow_and_deny_with_reasons(client: Client) -> None:
     assert (denied["decision"], denied["layer"], denied["rule"]) == (
         "deny", "transaction", "transaction.too_large")
     assert allowed["revision"] == denied["revision"] != ""
+    assert allowed["decision_id"] != denied["decision_id"]
+    assert allowed["decision_id"].split("-")[0] == denied["decision_id"].split("-")[0]
 
 
 def test_explain_reports_every_layer(client: Client) -> None:

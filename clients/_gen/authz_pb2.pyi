@@ -101,7 +101,7 @@ class EvalError(_message.Message):
     def __init__(self, rule: _Optional[str] = ..., code: _Optional[str] = ..., path: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class CheckResponse(_message.Message):
-    __slots__ = ("decision", "layer", "rule", "reasons", "errors", "layers", "revision")
+    __slots__ = ("decision", "layer", "rule", "reasons", "errors", "layers", "revision", "decision_id")
     DECISION_FIELD_NUMBER: _ClassVar[int]
     LAYER_FIELD_NUMBER: _ClassVar[int]
     RULE_FIELD_NUMBER: _ClassVar[int]
@@ -109,6 +109,7 @@ class CheckResponse(_message.Message):
     ERRORS_FIELD_NUMBER: _ClassVar[int]
     LAYERS_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
+    DECISION_ID_FIELD_NUMBER: _ClassVar[int]
     decision: Decision
     layer: str
     rule: str
@@ -116,7 +117,8 @@ class CheckResponse(_message.Message):
     errors: _containers.RepeatedCompositeFieldContainer[EvalError]
     layers: _containers.RepeatedCompositeFieldContainer[LayerResult]
     revision: str
-    def __init__(self, decision: _Optional[_Union[Decision, str]] = ..., layer: _Optional[str] = ..., rule: _Optional[str] = ..., reasons: _Optional[_Iterable[str]] = ..., errors: _Optional[_Iterable[_Union[EvalError, _Mapping]]] = ..., layers: _Optional[_Iterable[_Union[LayerResult, _Mapping]]] = ..., revision: _Optional[str] = ...) -> None: ...
+    decision_id: str
+    def __init__(self, decision: _Optional[_Union[Decision, str]] = ..., layer: _Optional[str] = ..., rule: _Optional[str] = ..., reasons: _Optional[_Iterable[str]] = ..., errors: _Optional[_Iterable[_Union[EvalError, _Mapping]]] = ..., layers: _Optional[_Iterable[_Union[LayerResult, _Mapping]]] = ..., revision: _Optional[str] = ..., decision_id: _Optional[str] = ...) -> None: ...
 
 class BatchItem(_message.Message):
     __slots__ = ("subject", "action", "resource", "context_json")
