@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from .request import caller_from_spiffe_id
 
@@ -27,3 +28,8 @@ def caller_from_auth_context(auth: Mapping[str, Sequence[bytes]]) -> dict[str, s
     if subject:
         return {"id": subject[0].decode()}
     return None
+
+
+def caller_of(context: Any) -> dict[str, str] | None:
+    """The caller of a gRPC call, from its transport (None without a client certificate)."""
+    return caller_from_auth_context(context.auth_context())

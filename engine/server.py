@@ -10,15 +10,11 @@ from __future__ import annotations
 import functools
 import ipaddress
 import logging
-import multiprocessing
-import os
-import signal
-import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent import futures
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,16 +24,17 @@ from grpc_reflection.v1alpha import reflection
 
 from layergate.clients._gen import authz_pb2 as pb
 from layergate.clients._gen import authz_pb2_grpc as rpc
-from layergate.dsl import PolicyError, ast, load_data, parse_data, read_sources
+from layergate.dsl import PolicyError, ast, load_data, read_sources
 from layergate.dsl.errors import Diagnostic
 from layergate.dsl.loader import compile_sources
 
 from . import wire
+from .admin import AdminService
 from .authorizer import Authorizer
 from .compiler import compile_policy
 from .decision import Decision, invalid_request_decision
-from .grants import GrantError, GrantStore
-from .identity import caller_from_auth_context
+from .grants import GrantStore
+from .identity import caller_of
 from .metrics import Metrics
 from .request import RequestError, merge_defaults
 from .tables import Tables, TablesFormatError
@@ -124,11 +121,6 @@ class PolicyHolder:
             return True, []
 
 
-def _caller(context: grpc.ServicerContext) -> dict[str, str] | None:
-    """The calling workload as proven by the transport (mTLS); None without a client cert."""
-    return caller_from_auth_context(context.auth_context())
-
-
 def _guarded(method: Any) -> Any:
     """An unexpected fault becomes INTERNAL (never an allow, never a hung call)."""
 
@@ -171,7 +163,7 @@ class AuthorizerService(rpc.AuthorizerServicer):
         started = time.perf_counter()
         authorizer = self.holder.current.authorizer
         try:
-            decision = self._decide(authorizer, wire.request_dict(request), _caller(context),
+            decision = self._decide(authorizer, wire.request_dict(request), caller_of(context),
                                     request.explain)
         except RequestError as exc:
             context.set_trailing_metadata((("layergate-field", exc.field),))
@@ -196,7 +188,7 @@ class AuthorizerService(rpc.AuthorizerServicer):
                 merge_defaults(item, defaults)) for item in items]
             items = [item if item is None else {**item, "elevation": elevation}
                      for item, elevation in zip(items, elevations, strict=True)]
-        decisions = authorizer.check_batch(items, defaults, semantic, _caller(context),
+        decisions = authorizer.check_batch(items, defaults, semantic, caller_of(context),
                                            request.explain)
         if self.grants is not None:
             decisions = [authorizer.with_grant(d, elevations[i] or {})
@@ -212,7 +204,7 @@ class AuthorizerService(rpc.AuthorizerServicer):
 
     def StreamCheck(self, requests: Iterator[pb.StreamCheckRequest],
                     context: grpc.ServicerContext) -> Iterator[pb.StreamCheckResponse]:
-        caller = _caller(context)
+        caller = caller_of(context)
         for message in requests:
             started = time.perf_counter()
             authorizer = self.holder.current.authorizer  # per message: follows reloads
@@ -232,168 +224,6 @@ class AuthorizerService(rpc.AuthorizerServicer):
                 decided.append(decision)
             self._record("StreamCheck", decided, started)
             yield out
-
-
-ADMIN_RESOURCE = {"type": "layergate_admin", "id": "admin"}
-
-
-class AdminService(rpc.AdminServicer):
-    """Operates the server. Every call is authorized by the loaded policy itself, as the
-    request {subject: the mTLS caller, action: admin_info | admin_validate | admin_reload,
-    resource: layergate_admin}; without mTLS the service is off, unless insecure loopback
-    administration was asked for explicitly (development only)."""
-
-    def __init__(self, holder: PolicyHolder, insecure: bool, grants: GrantStore | None,
-                 max_elevation_seconds: float) -> None:
-        self.holder = holder
-        self.insecure = insecure
-        self.grants = grants
-        self.max_elevation_seconds = max_elevation_seconds
-
-    def _authorize(self, action: str, context: grpc.ServicerContext,
-                   resource: Mapping[str, Any] = ADMIN_RESOURCE) -> str:
-        """Check the call against the policy; returns the caller's id ("" in insecure mode)."""
-        caller = _caller(context)
-        if caller is None:
-            if self.insecure and resource is ADMIN_RESOURCE:
-                return ""
-            context.abort(grpc.StatusCode.PERMISSION_DENIED,
-                          "the admin service needs a client certificate (mTLS); for local "
-                          "development, serve with --admin-insecure-loopback (elevations "
-                          "always need mTLS: they record who asked and who approved)")
-        request = {"subject": {"type": "caller", "id": caller["id"]},
-                   "action": {"name": action}, "resource": resource}
-        decision = self.holder.current.authorizer.check(request, caller)
-        if not decision.allowed:
-            context.abort(grpc.StatusCode.PERMISSION_DENIED,
-                          f"`{action}` denied for {caller['id']} by layer `{decision.layer}`"
-                          + (f" rule `{decision.rule}`" if decision.rule else " (no rule)"))
-        return caller["id"]
-
-    def PolicyInfo(self, request: pb.PolicyInfoRequest,
-                   context: grpc.ServicerContext) -> pb.PolicyInfoResponse:
-        self._authorize("admin_info", context)
-        loaded = self.holder.current
-        tables = loaded.authorizer.tables
-        return pb.PolicyInfoResponse(revision=tables.revision, layers=tables.layer_names,
-                                     sources=loaded.sources, loaded_at=loaded.loaded_at,
-                                     pid=os.getpid(), rules=tables.rule_count)
-
-    def ValidatePolicy(self, request: pb.ValidatePolicyRequest,
-                       context: grpc.ServicerContext) -> pb.ValidatePolicyResponse:
-        self._authorize("admin_validate", context)
-        sources = [ast.Source(name, text) for name, text in sorted(request.files.items())]
-        try:
-            data = None
-            if request.data:
-                name = "data.yaml" if request.data_format == "yaml" else "data.json"
-                data = parse_data(request.data, name)
-            tables = compile_policy(compile_sources(sources, data), data)
-        except PolicyError as error:
-            return pb.ValidatePolicyResponse(ok=False,
-                                             diagnostics=wire.diagnostics(error.diagnostics))
-        return pb.ValidatePolicyResponse(ok=True, revision=tables.revision)
-
-    def ReloadPolicy(self, request: pb.ReloadPolicyRequest,
-                     context: grpc.ServicerContext) -> pb.ReloadPolicyResponse:
-        self._authorize("admin_reload", context)
-        reloaded, problems = self.holder.reload()
-        return pb.ReloadPolicyResponse(reloaded=reloaded,
-                                       revision=self.holder.current.authorizer.revision,
-                                       diagnostics=wire.diagnostics(problems))
-
-
-    # -- JIT elevation -------------------------------------------------------------------
-
-    def _store(self, context: grpc.ServicerContext) -> GrantStore:
-        if self.grants is None:
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION, "this server keeps no grants")
-        return self.grants
-
-    def _elevation_resource(self, grant: Any) -> dict[str, Any]:
-        return {"type": "elevation", "id": grant.id or "new", "properties": {
-            "subject": grant.subject, "requested_by": grant.requested_by,
-            "roles": list(grant.roles), "actions": list(grant.actions),
-            "resources": list(grant.resources), "duration_seconds": grant.duration_seconds,
-            "session_id": grant.session_id, "status": grant.status}}
-
-    def RequestElevation(self, request: pb.RequestElevationRequest,
-                         context: grpc.ServicerContext) -> pb.Elevation:
-        store = self._store(context)
-        if request.duration_seconds > self.max_elevation_seconds:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                          f"duration_seconds: at most {self.max_elevation_seconds:g}")
-        if not request.subject:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "subject: is required")
-        draft = _Draft(request.subject, list(request.roles), list(request.actions),
-                       list(request.resources), request.duration_seconds, request.session_id)
-        requester = self._authorize("elevation_request", context,
-                                    self._elevation_resource(draft.with_requester(
-                                        _caller(context))))
-        try:
-            grant = store.request(request.subject, requester, list(request.roles),
-                                  list(request.actions), list(request.resources),
-                                  request.duration_seconds, request.reason, request.session_id)
-        except GrantError as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        return _elevation(grant)
-
-    def DecideElevation(self, request: pb.DecideElevationRequest,
-                        context: grpc.ServicerContext) -> pb.Elevation:
-        store = self._store(context)
-        grant = self._existing(store, request.id, context)
-        action = "elevation_approve" if request.approve else "elevation_reject"
-        approver = self._authorize(action, context, self._elevation_resource(grant))
-        try:
-            return _elevation(store.decide(request.id, approver, request.approve))
-        except GrantError as exc:
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
-
-    def RevokeElevation(self, request: pb.RevokeElevationRequest,
-                        context: grpc.ServicerContext) -> pb.Elevation:
-        store = self._store(context)
-        grant = self._existing(store, request.id, context)
-        revoker = self._authorize("elevation_revoke", context, self._elevation_resource(grant))
-        try:
-            return _elevation(store.revoke(request.id, revoker))
-        except GrantError as exc:
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
-
-    def ListElevations(self, request: pb.ListElevationsRequest,
-                       context: grpc.ServicerContext) -> pb.ListElevationsResponse:
-        store = self._store(context)
-        self._authorize("elevation_list", context, {"type": "elevation", "id": "list"})
-        return pb.ListElevationsResponse(
-            elevations=[_elevation(g) for g in store.list(request.subject)])
-
-    @staticmethod
-    def _existing(store: GrantStore, grant_id: str, context: grpc.ServicerContext) -> Any:
-        try:
-            return store.get(grant_id)
-        except GrantError as exc:
-            context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
-
-
-@dataclass(frozen=True)
-class _Draft:
-    """A requested elevation before it is stored, as the policy sees it."""
-
-    subject: str
-    roles: list[str]
-    actions: list[str]
-    resources: list[str]
-    duration_seconds: float
-    session_id: str
-    requested_by: str = ""
-    id: str = ""
-    status: str = "new"
-
-    def with_requester(self, caller: Mapping[str, str] | None) -> _Draft:
-        return replace(self, requested_by=(caller or {}).get("id", ""))
-
-
-def _elevation(grant: Any) -> pb.Elevation:
-    return pb.Elevation(**grant.to_json())
 
 
 @dataclass
@@ -518,106 +348,3 @@ def _stamps(paths: list[Path]) -> dict[str, tuple[float, int] | None]:
         except OSError:
             out[str(path)] = None
     return out
-
-
-def serve(source: PolicySource, options: ServerOptions, workers: int = 1) -> int:
-    """Run until SIGTERM/SIGINT (calls in flight finish); SIGHUP reloads the policy.
-
-    With `workers` > 1, that many processes serve one port (SO_REUSEPORT), each with its own
-    copy of the policy; the parent only supervises them.
-    """
-    if workers <= 1:
-        holder = PolicyHolder(source, Metrics() if options.metrics_port is not None else None)
-        return _serve_one(holder, options, announce=True)
-    return _supervise(source, options, workers)
-
-
-def _serve_one(holder: PolicyHolder, options: ServerOptions, announce: bool,
-               ready: Any = None) -> int:
-    server = Server(holder, options).start()
-    if ready is not None:
-        ready.put(os.getpid())
-    stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
-    signal.signal(signal.SIGINT, lambda signum, frame: stopping.set())
-    signal.signal(signal.SIGHUP, lambda signum, frame: threading.Thread(
-        target=holder.reload, daemon=True).start())
-    if announce:
-        print(f"layergate: serving {holder.current.authorizer.revision} on "
-              f"{options.host}:{server.port}", flush=True)
-    while not stopping.wait(0.5):
-        pass
-    log.info("stopping: finishing calls in flight")
-    server.stop()
-    return 0
-
-
-def _worker(source: PolicySource, options: ServerOptions, reserved: socket.socket,
-            ready: Any) -> None:
-    reserved.close()
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(signum, signal.SIG_DFL)
-    holder = PolicyHolder(source, Metrics() if options.metrics_port is not None else None)
-    os._exit(_serve_one(holder, options, announce=False, ready=ready))
-
-
-def _reserve(host: str, port: int) -> socket.socket:
-    """Bind (not listen) the port with SO_REUSEPORT so every worker can bind it too."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    if port:  # an exclusive bind first: joining another server's SO_REUSEPORT group would
-        # silently split its traffic, so a port already in use must be an error
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            try:
-                probe.bind((host, port))
-            except OSError as exc:
-                raise OSError(f"cannot listen on {host}:{port} (in use?): {exc}") from None
-    reserved = socket.socket(family, socket.SOCK_STREAM)
-    reserved.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    reserved.bind((host, port))
-    return reserved
-
-
-def _supervise(source: PolicySource, options: ServerOptions, workers: int) -> int:
-    revision = source.load().authorizer.revision  # a broken policy fails here, before forking
-    reserved = _reserve(options.host, options.port)
-    port = reserved.getsockname()[1]
-    context = multiprocessing.get_context("fork")
-    ready = context.Queue()
-    stopping = threading.Event()
-    processes: dict[int, multiprocessing.process.BaseProcess] = {}
-
-    def start(index: int) -> None:
-        own = replace(options, port=port, reuse_port=True,
-                      metrics_port=None if options.metrics_port is None
-                      else options.metrics_port + index)
-        process = context.Process(target=_worker, args=(source, own, reserved, ready),
-                                  name=f"layergate-worker-{index}")
-        process.start()
-        processes[index] = process
-
-    def forward(signum: int) -> None:
-        for process in processes.values():
-            if process.pid and process.is_alive():
-                os.kill(process.pid, signum)
-
-    signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
-    signal.signal(signal.SIGINT, lambda signum, frame: stopping.set())
-    signal.signal(signal.SIGHUP, lambda signum, frame: forward(signal.SIGHUP))
-    for index in range(workers):
-        start(index)
-    for _ in range(workers):  # announce the port only once every worker listens on it
-        ready.get(timeout=120)
-    print(f"layergate: serving {revision} on {options.host}:{port} with {workers} workers",
-          flush=True)
-    while not stopping.wait(0.5):
-        for index, process in list(processes.items()):
-            if not process.is_alive():
-                log.error("worker %d exited with %s; restarting it", index, process.exitcode)
-                start(index)
-    forward(signal.SIGTERM)
-    for process in processes.values():
-        process.join(options.grace_seconds + 5)
-        if process.is_alive():
-            process.kill()
-    reserved.close()
-    return 0

@@ -9,8 +9,9 @@ from pathlib import Path
 
 from layergate.dsl import PolicyError
 
-from ..server import PolicySource, ServerOptions, serve
+from ..server import PolicySource, ServerOptions
 from ..tables import TablesFormatError
+from ..workers import serve
 from .common import add_policy_arguments, report
 
 
