@@ -50,6 +50,8 @@ class Authorizer:
         self.tables = tables
         self.backend = backend
         self._rule_index: dict[str, int] | None = None
+        # Whether any rule reads `elevation.*` (else JIT grants cannot matter).
+        self.uses_elevation = any(tables.rule_uses_elevation)
         evaluator_type = _cython_evaluator() if backend == "cython" else TableEvaluator
         self._evaluator = evaluator_type(tables, clock)
         # The evaluator's own methods, so a call costs no extra Python frame.

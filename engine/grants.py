@@ -178,8 +178,10 @@ class GrantStore:
     def elevation_for(self, request: Mapping[str, Any]) -> dict[str, Any]:
         """`elevation.*` for a request: the applicable grant expiring last, or inactive."""
         subject = request.get("subject") or {}
-        grants = self._approved_for(subject.get("id", "") if isinstance(subject, Mapping)
-                                    else "")
+        subject_id = subject.get("id") if isinstance(subject, Mapping) else None
+        if not isinstance(subject_id, str):
+            return INACTIVE  # a malformed request is refused later, with its field path
+        grants = self._approved_for(subject_id)
         if not grants:
             return INACTIVE
         resource = request.get("resource") or {}

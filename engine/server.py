@@ -145,10 +145,14 @@ class AuthorizerService(rpc.AuthorizerServicer):
         self.grants = grants
         self.ids = wire.DecisionIds()
 
+    def _uses_grants(self, authorizer: Authorizer) -> bool:
+        """Look grants up only when the store is on and some rule reads `elevation.*`."""
+        return self.grants is not None and authorizer.uses_elevation
+
     def _decide(self, authorizer: Authorizer, request: dict[str, Any], caller: Any,
                 explain: bool) -> Decision:
         """One decision, with the JIT grant that applies to the request (if any)."""
-        if self.grants is None:
+        if not self._uses_grants(authorizer):
             return authorizer.check(request, caller, explain)
         elevation = self.grants.elevation_for(request)
         decision = authorizer.check({**request, "elevation": elevation}, caller, explain)
@@ -183,14 +187,15 @@ class AuthorizerService(rpc.AuthorizerServicer):
         unreadable = {i: item for i, item in enumerate(items) if isinstance(item, RequestError)}
         for index in unreadable:
             items[index] = None  # denied below with the error that made it unreadable
-        if self.grants is not None:  # each item's own grant, from its merged request
+        uses_grants = self._uses_grants(authorizer)
+        if uses_grants:  # each item's own grant, from its merged request
             elevations = [None if item is None else self.grants.elevation_for(
                 merge_defaults(item, defaults)) for item in items]
             items = [item if item is None else {**item, "elevation": elevation}
                      for item, elevation in zip(items, elevations, strict=True)]
         decisions = authorizer.check_batch(items, defaults, semantic, caller_of(context),
                                            request.explain)
-        if self.grants is not None:
+        if uses_grants:
             decisions = [authorizer.with_grant(d, elevations[i] or {})
                          for i, d in enumerate(decisions)]
         out = pb.BatchCheckResponse(revision=authorizer.revision)
