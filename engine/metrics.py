@@ -27,6 +27,9 @@ class Metrics:
                             "served (value 1)", ["revision"], registry=self.registry)
         self.reloads = Counter("layergate_reloads", "Policy reloads, by outcome", ["outcome"],
                                registry=self.registry)
+        self.log_dropped = Counter("layergate_decision_log_dropped", "Decision records "
+                                   "dropped because the log buffer was full",
+                                   registry=self.registry)
 
     def serve(self, host: str, port: int) -> None:
         start_http_server(port, addr=host, registry=self.registry)

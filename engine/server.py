@@ -12,7 +12,7 @@ import ipaddress
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +33,7 @@ from .admin import AdminService
 from .authorizer import Authorizer
 from .compiler import compile_policy
 from .decision import Decision, invalid_request_decision
+from .decisionlog import DecisionLog
 from .grants import GrantStore
 from .identity import caller_of
 from .metrics import Metrics
@@ -139,10 +140,11 @@ def _guarded(method: Any) -> Any:
 
 class AuthorizerService(rpc.AuthorizerServicer):
     def __init__(self, holder: PolicyHolder, metrics: Metrics | None = None,
-                 grants: GrantStore | None = None) -> None:
+                 grants: GrantStore | None = None, log: DecisionLog | None = None) -> None:
         self.holder = holder
         self.metrics = metrics
         self.grants = grants
+        self.log = log
         self.ids = wire.DecisionIds()
 
     def _uses_grants(self, authorizer: Authorizer) -> bool:
@@ -162,18 +164,31 @@ class AuthorizerService(rpc.AuthorizerServicer):
         if self.metrics:
             self.metrics.record(rpc_name, decisions, time.perf_counter() - started)
 
+    def _explain(self, asked: bool) -> bool:
+        """Decision records need every layer's verdict, so logging evaluates in explain mode."""
+        return asked or self.log is not None
+
+    def _answer(self, decision: Decision, request: Mapping[str, Any], caller: Any,
+                explain: bool, seconds: float) -> pb.CheckResponse:
+        decision_id = self.ids.next()
+        if self.log is not None:
+            self.log.record(decision, request, caller, decision_id, seconds)
+        return wire.response(decision, decision_id, layers=explain)
+
     @_guarded
     def Check(self, request: pb.CheckRequest, context: grpc.ServicerContext) -> pb.CheckResponse:
         started = time.perf_counter()
         authorizer = self.holder.current.authorizer
+        caller = caller_of(context)
         try:
-            decision = self._decide(authorizer, wire.request_dict(request), caller_of(context),
-                                    request.explain)
+            asked = wire.request_dict(request)
+            decision = self._decide(authorizer, asked, caller, self._explain(request.explain))
         except RequestError as exc:
             context.set_trailing_metadata((("layergate-field", exc.field),))
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{exc.field}: {exc.message}")
         self._record("Check", [decision], started)
-        return wire.response(decision, self.ids.next())
+        return self._answer(decision, asked, caller, request.explain,
+                            time.perf_counter() - started)
 
     @_guarded
     def BatchCheck(self, request: pb.BatchCheckRequest,
@@ -193,17 +208,20 @@ class AuthorizerService(rpc.AuthorizerServicer):
                 merge_defaults(item, defaults)) for item in items]
             items = [item if item is None else {**item, "elevation": elevation}
                      for item, elevation in zip(items, elevations, strict=True)]
-        decisions = authorizer.check_batch(items, defaults, semantic, caller_of(context),
-                                           request.explain)
+        caller = caller_of(context)
+        decisions = authorizer.check_batch(items, defaults, semantic, caller,
+                                           self._explain(request.explain))
         if uses_grants:
             decisions = [authorizer.with_grant(d, elevations[i] or {})
                          for i, d in enumerate(decisions)]
         out = pb.BatchCheckResponse(revision=authorizer.revision)
+        each = (time.perf_counter() - started) / max(len(decisions), 1)
         for index, decision in enumerate(decisions):
             if index in unreadable:
                 exc = unreadable[index]
                 decision = invalid_request_decision(exc.message, exc.field, authorizer.revision)
-            out.results.append(wire.response(decision, self.ids.next()))
+            merged = merge_defaults(items[index] or {}, defaults)
+            out.results.append(self._answer(decision, merged, caller, request.explain, each))
         self._record("BatchCheck", decisions, started)
         return out
 
@@ -217,15 +235,18 @@ class AuthorizerService(rpc.AuthorizerServicer):
             decided: list[Decision] = []
             for correlation_id, item, explain in wire.stream_items(message):
                 result = out.results.add(correlation_id=correlation_id)
+                item_started = time.perf_counter()
                 try:
                     if isinstance(item, RequestError):
                         raise item
-                    decision = self._decide(authorizer, item, caller, explain)
+                    decision = self._decide(authorizer, item, caller, self._explain(explain))
                 except RequestError as exc:
                     result.invalid_field = exc.field
                     decision = invalid_request_decision(exc.message, exc.field,
                                                         authorizer.revision)
-                result.response.CopyFrom(wire.response(decision, self.ids.next()))
+                asked = item if isinstance(item, dict) else {}
+                result.response.CopyFrom(self._answer(decision, asked, caller, explain,
+                                                      time.perf_counter() - item_started))
                 decided.append(decision)
             self._record("StreamCheck", decided, started)
             yield out
@@ -246,6 +267,10 @@ class ServerOptions:
     client_ca: bytes | None = None  # PEM; require and verify client certificates (mTLS)
     admin_insecure: bool = False  # admin without mTLS: loopback development only
     grants_path: Path | None = None  # the SQLite file of JIT grants (None: no elevation)
+    decision_log: Path | None = None  # JSON lines, hash-chained (None: no decision log)
+    log_mask: tuple[str, ...] = ()  # request paths whose values the log replaces with ***
+    log_buffer: int = 10_000
+    log_max_bytes: int = 64 * 1024 * 1024
     max_elevation_seconds: float = 8 * 3600
     clock: Callable[[], float] = time.time
 
@@ -272,8 +297,14 @@ class Server:
                                 options=grpc_options)
         self.grants = (GrantStore(options.grants_path, options.clock)
                        if options.grants_path else None)
+        self.log = None
+        if options.decision_log is not None:
+            on_drop = holder.metrics.log_dropped.inc if holder.metrics else None
+            self.log = DecisionLog(options.decision_log, buffer=options.log_buffer,
+                                   max_bytes=options.log_max_bytes, mask_paths=options.log_mask,
+                                   on_drop=on_drop)
         rpc.add_AuthorizerServicer_to_server(
-            AuthorizerService(holder, holder.metrics, self.grants), self.grpc)
+            AuthorizerService(holder, holder.metrics, self.grants, self.log), self.grpc)
         if options.admin_insecure and not _is_loopback(options.host):
             raise OSError("insecure administration is for loopback only; serve on 127.0.0.1 "
                           "or use mTLS (--client-ca)")
@@ -321,6 +352,8 @@ class Server:
         self.grpc.stop(self.options.grace_seconds if grace is None else grace).wait()
         if self.grants is not None:
             self.grants.close()
+        if self.log is not None:
+            self.log.close()  # everything accepted is written before the process ends
 
     def wait(self) -> None:
         self.grpc.wait_for_termination()

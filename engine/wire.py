@@ -91,7 +91,8 @@ class DecisionIds:
         return f"{self.prefix}-{next(self._counter):x}"
 
 
-def response(decision: Decision, decision_id: str = "") -> pb.CheckResponse:
+def response(decision: Decision, decision_id: str = "",
+             layers: bool = True) -> pb.CheckResponse:
     out = pb.CheckResponse(
         decision_id=decision_id,
         decision=pb.DECISION_ALLOW if decision.allowed else pb.DECISION_DENY,
@@ -103,7 +104,7 @@ def response(decision: Decision, decision_id: str = "") -> pb.CheckResponse:
     for error in decision.errors:
         out.errors.add(rule=error.rule, code=error.code, path=error.path,
                        message=error.message)
-    for layer in decision.layers:
+    for layer in decision.layers if layers else ():
         out.layers.add(layer=layer.layer, outcome=OUTCOMES[layer.outcome],
                        rule=layer.rule or "")
     return out

@@ -84,9 +84,12 @@ def _supervise(source: PolicySource, options: ServerOptions, workers: int) -> in
     processes: dict[int, multiprocessing.process.BaseProcess] = {}
 
     def start(index: int) -> None:
+        log = options.decision_log  # one chain per worker: appends never interleave
         own = replace(options, port=port, reuse_port=True,
                       metrics_port=None if options.metrics_port is None
-                      else options.metrics_port + index)
+                      else options.metrics_port + index,
+                      decision_log=None if log is None
+                      else log.with_name(f"{log.stem}.worker{index}{log.suffix}"))
         process = context.Process(target=_worker, args=(source, own, reserved, ready),
                                   name=f"layergate-worker-{index}")
         process.start()

@@ -40,6 +40,15 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-grants", action="store_true", help="keep no JIT grants")
     parser.add_argument("--max-elevation-seconds", type=float, default=8 * 3600,
                         help="longest elevation anyone may request (the policy may set less)")
+    parser.add_argument("--decision-log", type=Path, metavar="FILE",
+                        help="record every decision as a hash-chained JSON line (with "
+                             "--workers N, worker i writes FILE's name + .worker<i>)")
+    parser.add_argument("--log-mask", default="", metavar="PATHS",
+                        help="comma-separated request paths whose values the log replaces "
+                             "with *** (e.g. context.token,resource.properties.ssn)")
+    parser.add_argument("--log-buffer", type=int, default=10_000,
+                        help="records waiting to be written before new ones are dropped")
+    parser.add_argument("--log-max-mb", type=int, default=64, help="rotate the log at this size")
     parser.add_argument("--tls-cert", type=Path, help="server certificate chain (PEM)")
     parser.add_argument("--tls-key", type=Path, help="server private key (PEM)")
     parser.add_argument("--client-ca", type=Path,
@@ -67,7 +76,11 @@ def run(args: argparse.Namespace) -> int:
                             client_ca=_read(args.client_ca),
                             admin_insecure=args.admin_insecure_loopback,
                             grants_path=None if args.no_grants else args.grants_db,
-                            max_elevation_seconds=args.max_elevation_seconds)
+                            max_elevation_seconds=args.max_elevation_seconds,
+                            decision_log=args.decision_log,
+                            log_mask=tuple(p for p in args.log_mask.split(",") if p),
+                            log_buffer=args.log_buffer,
+                            log_max_bytes=args.log_max_mb * 1024 * 1024)
     try:
         return serve(source, options, args.workers)
     except PolicyError as error:
