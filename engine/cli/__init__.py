@@ -12,11 +12,12 @@ from . import compile as compile_command
 from . import elevation as elevation_command
 from . import eval as eval_command
 from . import lint as lint_command
+from . import report as report_command
 from . import serve as serve_command
 from . import validate as validate_command
 
 SUBCOMMANDS = (validate_command, lint_command, compile_command, eval_command, serve_command,
-               check_command, elevation_command, audit_command)
+               check_command, elevation_command, audit_command, report_command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
