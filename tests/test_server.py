@@ -325,7 +325,9 @@ def test_serve_command_stops_gracefully_on_sigterm(tmp_path: Path) -> None:
 
 
 def _spawn(*args: str) -> tuple[subprocess.Popen, int]:
-    process = subprocess.Popen([sys.executable, "-m", "layergate.engine.cli", "serve", *args],
+    """`layergate serve ARGS` (no grant store: tests write nothing outside their tmp dirs)."""
+    process = subprocess.Popen([sys.executable, "-m", "layergate.engine.cli", "serve", *args,
+                                "--no-grants"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = process.stdout.readline()
     assert line.startswith("layergate: serving sha256:"), line + process.stderr.read()
@@ -349,7 +351,8 @@ def test_two_workers_serve_one_port() -> None:
         assert process.pid not in pids  # the parent only supervises
         clash = subprocess.run(
             [sys.executable, "-m", "layergate.engine.cli", "serve", str(INVOICE / "policy.lg"),
-             "--data", str(INVOICE / "data.json"), "--port", str(port), "--workers", "2"],
+             "--data", str(INVOICE / "data.json"), "--port", str(port), "--workers", "2",
+             "--no-grants"],
             capture_output=True, text=True, timeout=60)
         assert clash.returncode != 0 and "in use" in clash.stderr
         process.terminate()
