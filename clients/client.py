@@ -86,12 +86,7 @@ class Client:
                                           timeout=timeout)
         for message in responses:
             for result in message.results:
-                out = convert.decision(result.response)
-                out["correlation_id"] = result.correlation_id
-                out["index"] = int(result.correlation_id)
-                if result.invalid_field:
-                    out["invalid_field"] = result.invalid_field
-                yield out
+                yield convert.stream_result(result)
 
     def close(self) -> None:
         self.channel.close()
@@ -135,10 +130,7 @@ class AsyncClient:
         call = self.stub.StreamCheck(_stream_messages(requests, batch, explain))
         async for message in call:
             for result in message.results:
-                out = convert.decision(result.response)
-                out["correlation_id"] = result.correlation_id
-                out["index"] = int(result.correlation_id)
-                yield out
+                yield convert.stream_result(result)
 
     async def close(self) -> None:
         await self.channel.close()

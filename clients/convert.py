@@ -78,3 +78,14 @@ def decision(response: pb.CheckResponse) -> dict[str, Any]:
         out["layers"] = [{"layer": r.layer, "outcome": _OUTCOMES.get(r.outcome, "no_match"),
                           "rule": r.rule or None} for r in response.layers]
     return out
+
+
+def stream_result(result: pb.StreamResult) -> dict[str, Any]:
+    """A stream result as a dict: the decision plus `correlation_id`, `index` (the request's
+    position) and, for a request that could not be read, `invalid_field`."""
+    out = decision(result.response)
+    out["correlation_id"] = result.correlation_id
+    out["index"] = int(result.correlation_id)
+    if result.invalid_field:
+        out["invalid_field"] = result.invalid_field
+    return out

@@ -203,9 +203,12 @@ class AuthorizerService(rpc.AuthorizerServicer):
         for index in unreadable:
             items[index] = None  # denied below with the error that made it unreadable
         uses_grants = self._uses_grants(authorizer)
+        # The merged items (defaults filled in) are only built for the grant store or the log.
+        merged = ([merge_defaults(item or {}, defaults) for item in items]
+                  if uses_grants or self.log is not None else None)
         if uses_grants:  # each item's own grant, from its merged request
-            elevations = [None if item is None else self.grants.elevation_for(
-                merge_defaults(item, defaults)) for item in items]
+            elevations = [None if item is None else self.grants.elevation_for(whole)
+                          for item, whole in zip(items, merged, strict=True)]
             items = [item if item is None else {**item, "elevation": elevation}
                      for item, elevation in zip(items, elevations, strict=True)]
         caller = caller_of(context)
@@ -220,8 +223,8 @@ class AuthorizerService(rpc.AuthorizerServicer):
             if index in unreadable:
                 exc = unreadable[index]
                 decision = invalid_request_decision(exc.message, exc.field, authorizer.revision)
-            merged = merge_defaults(items[index] or {}, defaults)
-            out.results.append(self._answer(decision, merged, caller, request.explain, each))
+            asked = merged[index] if merged is not None else {}
+            out.results.append(self._answer(decision, asked, caller, request.explain, each))
         self._record("BatchCheck", decisions, started)
         return out
 

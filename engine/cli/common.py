@@ -13,6 +13,7 @@ from layergate.dsl.loader import compile_sources
 from ..authorizer import Authorizer
 from ..compiler import compile_policy
 from ..interpreter import Interpreter
+from ..revision import policy_revision
 from ..tables import TablesFormatError
 
 ENGINES = ("cython", "python", "reference")
@@ -49,8 +50,6 @@ def load_evaluator(args: argparse.Namespace, engine: str) -> Any:
         raise SystemExit("layergate: give POLICY files (or --compiled FILE)")
     policy, data = load(args)
     if engine == "reference":
-        from ..revision import policy_revision
-
         return Interpreter(policy, data, policy_revision(policy.sources, data))
     return Authorizer(compile_policy(policy, data), backend=engine)
 

@@ -1,1 +1,0 @@
-"""pytest configuration for the benchmarks (run explicitly: `pytest bench/`)."""
