@@ -17,6 +17,7 @@ RESOURCE_TYPES = [f"type{n}" for n in range(20)]
 NAMESPACES = [f"ns{n}" for n in range(20)]
 ENVIRONMENTS = ["dev", "staging", "prod"]
 TRUST_DOMAIN = "prod.example.org"
+WRITES = ["write", "deploy", "delete", "rotate", "scale"]
 NOW = "2026-06-01T12:00:00Z"
 
 
@@ -26,20 +27,30 @@ class Workload:
     policy: str
     data: dict[str, Any]
     requests: list[dict[str, Any]]
+    roles: dict[str, dict[str, Any]]  # name -> {"extends": parent or None, "grants": [[a, t]]}
+
+    def to_json(self) -> dict[str, Any]:
+        """The engine-neutral form every peer reads: roles, data, requests and the clock."""
+        return {"size": self.size, "now": NOW, "trust_domain": TRUST_DOMAIN,
+                "writes": WRITES, "roles": self.roles, "data": self.data,
+                "requests": self.requests}
 
 
-def _roles(rng: random.Random, size: int) -> tuple[list[str], dict[str, set[tuple[str, str]]]]:
+def _roles(rng: random.Random, size: int) -> tuple[list[str], dict[str, set[tuple[str, str]]],
+                                                    dict[str, dict[str, Any]]]:
     lines: list[str] = []
     grants: dict[str, set[tuple[str, str]]] = {}
+    roles: dict[str, dict[str, Any]] = {}
     for n in range(size):
         name = f"role{n}"
         pairs = {(rng.choice(ACTIONS), rng.choice(RESOURCE_TYPES)) for _ in range(3)}
         parent = f"role{rng.randrange(n)}" if n and rng.random() < 0.1 else None
         grants[name] = set(pairs) | (grants[parent] if parent else set())
+        roles[name] = {"extends": parent, "grants": [list(pair) for pair in sorted(pairs)]}
         body = "\n".join(f"  {a} on {t}" for a, t in sorted(pairs))
         head = f"role {name}" + (f" extends {parent}" if parent else "")
         lines.append(f"{head} {{\n{body}\n}}")
-    return lines, grants
+    return lines, grants, roles
 
 
 POLICY_LAYERS = """
@@ -81,16 +92,16 @@ layer request "network, environment, amount and time-bound elevation"
 def build(size: int, requests: int = 10_000, seed: int = 7) -> Workload:
     """The workload at size S = `size` roles, reproducible from `seed`."""
     rng = random.Random(seed * 1_000_003 + size)
-    role_lines, grants = _roles(rng, size)
+    role_lines, grants, roles = _roles(rng, size)
     accounts: dict[str, Any] = {}
     for n in range(10 * size):
-        roles = rng.sample(sorted(grants), k=min(len(grants), rng.randint(1, 3)))
+        bound = rng.sample(sorted(grants), k=min(len(grants), rng.randint(1, 3)))
         octet = n % 250
         accounts[f"sa-{n}"] = {
             "trust_domain": TRUST_DOMAIN if rng.random() < 0.95 else "partner.example.net",
             "attested": rng.random() < 0.95,
             "revoked": rng.random() < 0.02,
-            "roles": roles,
+            "roles": bound,
             "namespace": rng.choice(NAMESPACES),
             "environments": rng.sample(ENVIRONMENTS, k=rng.randint(1, 3)),
             "limit": rng.choice([100, 1_000, 10_000]),
@@ -104,7 +115,7 @@ def build(size: int, requests: int = 10_000, seed: int = 7) -> Workload:
     ]
     policy = "\n\n".join(role_lines) + "\n" + POLICY_LAYERS
     items = [_request(rng, n, size, accounts, grants, resources) for n in range(requests)]
-    return Workload(size, policy, {"accounts": accounts}, items)
+    return Workload(size, policy, {"accounts": accounts}, items, roles)
 
 
 def _request(rng: random.Random, n: int, size: int, accounts: dict[str, Any],
