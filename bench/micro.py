@@ -21,17 +21,19 @@ from typing import Any
 
 import orjson
 
-from layergate.dsl import parse_policy
+from layergate.dsl import ast, parse_policy
 from layergate.dsl.literals import parse_timestamp
 from layergate.engine import Authorizer, Interpreter, compile_policy
+from layergate.engine.tables import Tables
 
-from .workload import NOW, build, synthetic_rules
+from .workload import NOW, Workload, build, synthetic_rules
 
 CLOCK_SECONDS = parse_timestamp(NOW) / 1_000_000
 
 
 @dataclass
 class Result:
+    key: str  # a stable name for JSON output
     label: str
     per_decision: list[float]  # seconds per decision, one entry per round
 
@@ -49,7 +51,8 @@ def _ns(seconds: float) -> str:
     return f"{seconds * 1e9:,.0f} ns"
 
 
-def _rounds(run: Callable[[], Any], decisions: int, rounds: int) -> list[float]:
+def timed_rounds(run: Callable[[], Any], decisions: int, rounds: int) -> list[float]:
+    """Seconds per decision of `run` (which makes `decisions` decisions), once per round."""
     run()  # warm caches (decision cache, address cache) as a server would be
     out = []
     for _ in range(rounds):
@@ -59,30 +62,58 @@ def _rounds(run: Callable[[], Any], decisions: int, rounds: int) -> list[float]:
     return out
 
 
-def _fresh(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def fresh(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Requests as freshly decoded from the wire (compact objects, like a server sees)."""
     return orjson.loads(orjson.dumps(requests))
 
 
-def measure_size(size: int, rounds: int) -> tuple[list[Result], dict[str, float]]:
+@dataclass
+class Setup:
+    """One size's workload, compiled, with the three evaluators on the workload's clock."""
+
+    workload: Workload
+    policy: ast.Policy
+    tables: Tables
+    cython: Authorizer
+    twin: Authorizer
+    reference: Interpreter
+    small: list[dict[str, Any]]  # the first 1,000 requests
+    large: list[dict[str, Any]]  # all of them
+    parse_s: float
+    compile_s: float
+
+
+def fixed_clock() -> float:
+    """The workload's fixed `now`, as a clock."""
+    return CLOCK_SECONDS
+
+
+def set_up(size: int) -> Setup:
+    """Build, parse and compile the workload at `size` roles; check Cython against the
+    reference on the first 1,000 requests."""
     workload = build(size)
     started = time.perf_counter()
     policy = parse_policy(workload.policy, f"synthetic-{size}.lg", workload.data)
     parsed = time.perf_counter()
     tables = compile_policy(policy, workload.data)
     compiled = time.perf_counter()
-    clock = lambda: CLOCK_SECONDS  # noqa: E731 - the workload's fixed "now"
-    cython = Authorizer(tables, clock=clock)
-    twin = Authorizer(tables, backend="python", clock=clock)
-    reference = Interpreter(policy, workload.data, tables.revision, clock)
-    small = _fresh(workload.requests[:1000])
-    large = _fresh(workload.requests)
+    setup = Setup(workload, policy, tables, Authorizer(tables, clock=fixed_clock),
+                  Authorizer(tables, backend="python", clock=fixed_clock),
+                  Interpreter(policy, workload.data, tables.revision, fixed_clock),
+                  fresh(workload.requests[:1000]), fresh(workload.requests),
+                  parsed - started, compiled - parsed)
     gc.collect()
     gc.freeze()  # what a server does once its policy is loaded: long-lived data leaves the GC
-    agree = [d.decision for d in cython.check_batch(small)] == [
-        d.decision for d in reference.check_batch(small)]
+    agree = [d.decision for d in setup.cython.check_batch(setup.small)] == [
+        d.decision for d in setup.reference.check_batch(setup.small)]
     if not agree:
         raise SystemExit(f"S={size}: the Cython evaluator disagrees with the reference")
+    return setup
+
+
+def in_process_results(setup: Setup, rounds: int) -> list[Result]:
+    """Every in-process mode on `setup`, `rounds` times each."""
+    cython, small, large = setup.cython, setup.small, setup.large
 
     def single() -> None:
         check = cython.check
@@ -95,21 +126,28 @@ def measure_size(size: int, rounds: int) -> tuple[list[Result], dict[str, float]
             out.append((request["subject"]["id"], request["action"]["name"],
                         request["resource"]["type"]))
 
-    reference_rounds = _rounds(lambda: reference.check_batch(small), 1000, rounds)
-    reference_time = statistics.median(reference_rounds)
-    results = [
-        Result("baseline: Python loop reading 3 fields", _rounds(touch, 1000, rounds)),
-        Result("cython check_batch (1,000)", _rounds(lambda: cython.check_batch(small), 1000,
-                                                      rounds)),
-        Result("cython check_batch (10,000)",
-               _rounds(lambda: cython.check_batch(large), len(large), rounds)),
-        Result("cython check, one call each", _rounds(single, 1000, rounds)),
-        Result("python twin check_batch (1,000)",
-               _rounds(lambda: twin.check_batch(small), 1000, rounds)),
-        Result("reference interpreter check_batch (1,000)", reference_rounds),
+    return [
+        Result("python_loop", "baseline: Python loop reading 3 fields",
+               timed_rounds(touch, len(small), rounds)),
+        Result("cython_check_batch_1000", "cython check_batch (1,000)",
+               timed_rounds(lambda: cython.check_batch(small), len(small), rounds)),
+        Result("cython_check_batch_10000", "cython check_batch (10,000)",
+               timed_rounds(lambda: cython.check_batch(large), len(large), rounds)),
+        Result("cython_check", "cython check, one call each",
+               timed_rounds(single, len(small), rounds)),
+        Result("python_twin_check_batch_1000", "python twin check_batch (1,000)",
+               timed_rounds(lambda: setup.twin.check_batch(small), len(small), rounds)),
+        Result("reference_check_batch_1000", "reference interpreter check_batch (1,000)",
+               timed_rounds(lambda: setup.reference.check_batch(small), len(small), rounds)),
     ]
-    allowed = sum(d.allowed for d in cython.check_batch(large)) / len(large)
-    info = {"parse_s": parsed - started, "compile_s": compiled - parsed, "allowed": allowed,
+
+
+def measure_size(size: int, rounds: int) -> tuple[list[Result], dict[str, float]]:
+    setup = set_up(size)
+    results = in_process_results(setup, rounds)
+    reference_time = next(r.median for r in results if r.key == "reference_check_batch_1000")
+    allowed = sum(d.allowed for d in setup.cython.check_batch(setup.large)) / len(setup.large)
+    info = {"parse_s": setup.parse_s, "compile_s": setup.compile_s, "allowed": allowed,
             "reference": reference_time}
     return results, info
 

@@ -6,37 +6,21 @@ roles: one `check` call, and `check_batch` over 1,000 and 10,000 requests.
 
 from __future__ import annotations
 
-import gc
 from functools import cache
 from typing import Any
 
-import orjson
 import pytest
 
-from layergate.dsl import parse_policy
-from layergate.dsl.literals import parse_timestamp
-from layergate.engine import Authorizer, Interpreter, compile_policy
-
-from .workload import NOW, build
+from .micro import set_up
 
 SIZES = (10, 100, 1_000)
-CLOCK = parse_timestamp(NOW) / 1_000_000
 
 
 @cache
 def _setup(size: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    workload = build(size)
-    policy = parse_policy(workload.policy, f"synthetic-{size}.lg", workload.data)
-    tables = compile_policy(policy, workload.data)
-    evaluators = {
-        "cython": Authorizer(tables, clock=lambda: CLOCK),
-        "python": Authorizer(tables, backend="python", clock=lambda: CLOCK),
-        "reference": Interpreter(policy, workload.data, tables.revision, lambda: CLOCK),
-    }
-    requests = orjson.loads(orjson.dumps(workload.requests))
-    gc.collect()
-    gc.freeze()
-    return evaluators, requests
+    setup = set_up(size)
+    evaluators = {"cython": setup.cython, "python": setup.twin, "reference": setup.reference}
+    return evaluators, setup.large
 
 
 @pytest.mark.parametrize("size", SIZES)

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from . import audit as audit_command
+from . import bench as bench_command
 from . import check as check_command
 from . import compile as compile_command
 from . import elevation as elevation_command
@@ -17,7 +18,7 @@ from . import serve as serve_command
 from . import validate as validate_command
 
 SUBCOMMANDS = (validate_command, lint_command, compile_command, eval_command, serve_command,
-               check_command, elevation_command, audit_command, report_command)
+               check_command, elevation_command, audit_command, report_command, bench_command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,79 @@
+"""Smoke test of `layergate bench --quick`: every mode runs and reports, every engine agrees.
+
+Speed is not checked here (bench/README.md reports it); only the structure of the JSON
+document, the charts, and that the peers and the gRPC server decided as Layergate does.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import orjson
+
+from layergate.bench.loadgen import MODES
+from layergate.engine.cli import main
+
+IN_PROCESS = ("cython_check", "cython_check_batch_1000", "python_twin_check_batch_1000",
+              "reference_check_batch_1000")
+FIGURES = ("decisions_per_s", "p50_us", "p90_us", "p99_us", "p99.9_us",
+           "server_cpu_us_per_decision")
+
+
+def _children() -> list[str]:
+    tasks = Path("/proc/self/task")
+    return [pid for task in tasks.iterdir() for pid in (task / "children").read_text().split()]
+
+
+def _spread(entry: dict, keys: tuple[str, ...]) -> None:
+    for statistic in ("median", "min", "max"):
+        for key in keys:
+            assert entry[statistic][key] > 0, (statistic, key)
+    assert entry["rounds"]
+
+
+def test_quick_bench_reports_every_mode_and_every_engine_agrees(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n<!-- micro:start -->\nkept\n<!-- micro:end -->\n"
+                      "<!-- bench:start -->\nold\n<!-- bench:end -->\ntail\n")
+    assert main(["bench", "--quick", "--sizes", "10", "--out", str(tmp_path),
+                 "--write", str(readme)]) == 0
+    assert _children() == []  # every server the harness started is gone
+
+    document = orjson.loads((tmp_path / "bench.json").read_bytes())
+    assert document["command"].startswith("layergate bench --sizes 10 ")
+    assert {"python", "grpcio", "protobuf", "cython"} <= set(document["versions"])
+    size = document["sizes"]["10"]
+    assert 0.3 < size["workload"]["allowed_fraction"] < 0.5
+
+    for mode in IN_PROCESS:
+        _spread(size["in_process"][mode], ("seconds_per_decision", "decisions_per_s"))
+
+    peers = size["peers"]
+    spec = importlib.util.find_spec("layergate.bench.peers")
+    if spec is not None and spec.origin is not None:  # the peers package exists: it must load
+        assert "*" not in peers["unavailable"], peers["unavailable"]
+    for name, peer in peers["engines"].items():
+        assert peer["disagreements"] == [], f"{name} disagrees with Layergate: {peer['notes']}"
+        assert peer["compared"] == size["workload"]["requests"]
+        for key in ("check", "check_batch"):
+            _spread(peer[key], ("seconds_per_decision",))
+    if peers["engines"]:
+        assert {"check", "check_batch"} <= set(size["peer_ratios"])
+
+    assert set(size["grpc"]) == {"1", "2"}
+    for workers, measured in size["grpc"].items():
+        for mode in MODES:
+            for target in ("layergate", "baseline"):
+                _spread(measured["modes"][mode][target], FIGURES)
+            assert measured["ratios"][mode]["decisions_per_s"] > 0
+            assert measured["ratios"][mode]["p50_us"] > 0
+        for rpc, result in measured["agreement"].items():
+            assert result["compared"] > 0
+            assert result["disagreements"] == [], f"{rpc} at workers={workers}"
+
+    assert (tmp_path / "latency-S10.png").stat().st_size > 0
+    assert (tmp_path / "throughput-S10.png").stat().st_size > 0
+    text = readme.read_text()
+    assert "kept" in text and "old" not in text and text.endswith("<!-- bench:end -->\ntail\n")
+    assert "latency-S10.png" in text
