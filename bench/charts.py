@@ -47,7 +47,7 @@ def latency_chart(size_key: str, size: dict[str, Any], path: Path) -> Path:
     axes[0][0].legend(fontsize=7)
     figure.suptitle(f"gRPC latency on loopback, S = {int(size_key):,} roles", fontsize=10)
     figure.tight_layout()
-    figure.savefig(path, dpi=90)
+    figure.savefig(path, dpi=90, bbox_inches="tight")
     plt.close(figure)
     return path
 
@@ -81,7 +81,7 @@ def throughput_chart(size_key: str, size: dict[str, Any], path: Path) -> Path:
                     "orange peers)", fontsize=7)
     axis.set_title(f"Throughput per mode, S = {int(size_key):,} roles", fontsize=10)
     figure.tight_layout()
-    figure.savefig(path, dpi=90)
+    figure.savefig(path, dpi=90, bbox_inches="tight")
     plt.close(figure)
     return path
 
