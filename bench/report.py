@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ MODE_LABELS = {
 }
 LATENCY_MODES = ("unary_c1",)  # modes whose headline figure is a latency, not a throughput
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+BLOCK = re.compile(rf"^{re.escape(START)}$.*?^{re.escape(END)}$", re.MULTILINE | re.DOTALL)
 
 
 def _per_decision(seconds: float) -> str:
@@ -200,11 +202,8 @@ def markdown(document: dict[str, Any], charts: Sequence[str] = ()) -> str:
 
 
 def write_block(path: Path, text: str) -> None:
-    """Replace the bench block of `path` (appended if the file has none yet)."""
+    """Replace the bench block of `path` (markers on lines of their own; appended if absent)."""
     current = path.read_text() if path.exists() else ""
-    if START not in current:
-        path.write_text(current.rstrip("\n") + f"\n\n{START}\n{text}{END}\n")
-        return
-    head, _, rest = current.partition(START)
-    _, _, tail = rest.partition(END)
-    path.write_text(f"{head}{START}\n{text}{END}{tail}")
+    block = f"{START}\n{text}{END}"
+    replaced, count = BLOCK.subn(lambda match: block, current, count=1)
+    path.write_text(replaced if count else current.rstrip("\n") + f"\n\n{block}\n")

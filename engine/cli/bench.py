@@ -43,6 +43,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="directory for bench.json and the charts (default %(default)s)")
     parser.add_argument("--write", type=Path, metavar="README",
                         help="replace the <!-- bench:start --> block of this file")
+    parser.add_argument("--render", type=Path, metavar="JSON",
+                        help="measure nothing: redraw the tables and charts of this bench.json")
     parser.set_defaults(run=run)
 
 
@@ -64,11 +66,14 @@ def _settings(args: argparse.Namespace) -> Settings:
 def run(args: argparse.Namespace) -> int:
     from layergate.bench import charts, harness, report  # matplotlib only when benchmarking
 
-    settings = _settings(args)
-    command = " ".join([settings.command(), f"--out {args.out}",
-                        *([f"--write {args.write}"] if args.write else [])])
-    document = harness.run(settings, command,
-                           log=lambda line: print(f"layergate bench: {line}", flush=True))
+    if args.render:
+        document = orjson.loads(args.render.read_bytes())
+    else:
+        settings = _settings(args)
+        command = " ".join([settings.command(), f"--out {args.out}",
+                            *([f"--write {args.write}"] if args.write else [])])
+        document = harness.run(settings, command,
+                               log=lambda line: print(f"layergate bench: {line}", flush=True))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench.json").write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
     drawn = charts.draw(document, args.out)
