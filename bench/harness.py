@@ -119,6 +119,11 @@ def measure_peer(peer_class: type, setup: Setup, expected: list[bool], rounds: i
     if wrong:
         return entry  # reported, not timed: a faster wrong answer proves nothing
     native, count = _bounded(peer.check, peer.prepare, setup.small, seconds)
+    entry["check_disagreements"] = [  # `disagreements` compared its batch call; and `check`?
+        index for index in range(count) if peer.check(native[index]) != expected[index]]
+    if entry["check_disagreements"]:
+        entry["agreed"] = False
+        return entry
 
     def one_by_one() -> None:
         check = peer.check
@@ -137,12 +142,17 @@ def measure_peers(setup: Setup, settings: Settings, expected: list[bool]) -> dic
     except ImportError as exc:
         return {"engines": {}, "unavailable": {"*": f"bench/peers does not load: {exc}"}}
     classes, unavailable = load_peers(settings.peers)
+    unavailable = dict(unavailable)
     engines = {}
     for peer_class in classes:
-        entry = measure_peer(peer_class, setup, expected, settings.rounds, settings.seconds,
-                             disagreements)
+        try:
+            entry = measure_peer(peer_class, setup, expected, settings.rounds, settings.seconds,
+                                 disagreements)
+        except Exception as exc:  # one broken peer must not lose the rest of a long run
+            unavailable[peer_class.name] = f"failed: {type(exc).__name__}: {exc}"
+            continue
         engines[entry["name"]] = entry
-    return {"engines": engines, "unavailable": dict(unavailable)}
+    return {"engines": engines, "unavailable": unavailable}
 
 
 def _constant_response(setup: Setup) -> str:

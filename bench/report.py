@@ -54,8 +54,13 @@ def peers_lines(size: dict[str, Any]) -> list[str]:
     for name, peer in peers["engines"].items():
         verdict = ("agrees with Layergate on all" if peer["agreed"]
                    else f"**disagrees** on {len(peer['disagreements']):,} of")
-        lines.append(f"- {name} {peer['version']}: {verdict} {peer['compared']:,} requests"
-                     + (f" ({'; '.join(peer['notes'])})" if peer["notes"] else ""))
+        if peer.get("check_disagreements"):
+            verdict = (f"**`check` disagrees** on {len(peer['check_disagreements']):,} "
+                       "timed requests (its batch call agreed with Layergate on all")
+        closing = ")" if peer.get("check_disagreements") else ""
+        lines.append(f"- {name} {peer['version']}: {verdict} {peer['compared']:,} "
+                     f"requests{closing}")
+        lines += [f"  - {note}" for note in peer["notes"]]
     lines += [f"- {name}: not run ({why})" for name, why in peers["unavailable"].items()]
     for key, ratio in size.get("peer_ratios", {}).items():
         lines.append(f"- Layergate `{key}` vs the fastest peer ({ratio['fastest_peer']}): "

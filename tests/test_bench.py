@@ -53,8 +53,11 @@ def test_quick_bench_reports_every_mode_and_every_engine_agrees(tmp_path: Path) 
     spec = importlib.util.find_spec("layergate.bench.peers")
     if spec is not None and spec.origin is not None:  # the peers package exists: it must load
         assert "*" not in peers["unavailable"], peers["unavailable"]
+    failed = {n: why for n, why in peers["unavailable"].items() if why.startswith("failed")}
+    assert failed == {}
     for name, peer in peers["engines"].items():
         assert peer["disagreements"] == [], f"{name} disagrees with Layergate: {peer['notes']}"
+        assert peer["check_disagreements"] == [], f"{name}: check differs from check_batch"
         assert peer["compared"] == size["workload"]["requests"]
         for key in ("check", "check_batch"):
             _spread(peer[key], ("seconds_per_decision",))
