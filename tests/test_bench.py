@@ -35,7 +35,7 @@ def _spread(entry: dict, keys: tuple[str, ...]) -> None:
 def test_quick_bench_reports_every_mode_and_every_engine_agrees(tmp_path: Path) -> None:
     readme = tmp_path / "README.md"
     readme.write_text("# x\n<!-- micro:start -->\nkept\n<!-- micro:end -->\n"
-                      "<!-- bench:start -->\nold\n<!-- bench:end -->\ntail\n")
+                      "<!-- bench:start -->\nPREVIOUS-BLOCK\n<!-- bench:end -->\ntail\n")
     assert main(["bench", "--quick", "--sizes", "10", "--out", str(tmp_path),
                  "--write", str(readme)]) == 0
     assert _children() == []  # every server the harness started is gone
@@ -78,5 +78,6 @@ def test_quick_bench_reports_every_mode_and_every_engine_agrees(tmp_path: Path) 
     assert (tmp_path / "latency-S10.png").stat().st_size > 0
     assert (tmp_path / "throughput-S10.png").stat().st_size > 0
     text = readme.read_text()
-    assert "kept" in text and "old" not in text and text.endswith("<!-- bench:end -->\ntail\n")
+    assert "kept" in text and "PREVIOUS-BLOCK" not in text
+    assert text.endswith("<!-- bench:end -->\ntail\n")
     assert "latency-S10.png" in text
