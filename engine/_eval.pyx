@@ -12,13 +12,16 @@ from array import array
 from collections.abc import Mapping
 import time
 
+cimport cython
+from cpython.bytes cimport PyBytes_FromStringAndSize
+
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport PyObject
-from cpython.unicode cimport PyUnicode_Check, PyUnicode_Compare, PyUnicode_Tailmatch
+from cpython.unicode cimport PyUnicode_Check, PyUnicode_Tailmatch
 from libc.math cimport INFINITY
 from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.stdlib cimport free, malloc
-from libc.string cimport memset
+from libc.string cimport memcmp, memset
 
 from layergate.dsl.literals import parse_address, parse_network
 
@@ -44,6 +47,8 @@ cdef extern from "Python.h":
     long long PyLong_AsLongLong(PyObject* o)
     unsigned long long PyLong_AsUnsignedLongLong(PyObject* o) except? 0
     Py_ssize_t PyUnicode_GET_LENGTH(PyObject* o)
+    int PyUnicode_KIND(PyObject* o)
+    void* PyUnicode_DATA(PyObject* o)
     unsigned int PyUnicode_READ_CHAR(PyObject* o, Py_ssize_t index)
     PyObject* Py_True
     PyObject* Py_False
@@ -59,6 +64,7 @@ cdef inline PyObject* _get(object mapping, object key) except? NULL:
     return PyDict_GetItemWithError(mapping, key)
 cdef tuple ROOT_KEYS = ("subject", "action", "resource", "context", "elevation")
 cdef int CACHE_LIMIT = 100_000
+DEF LAZY = -2  # a request string whose intern id has not been looked up yet
 DEF ALLOW_SLOTS = 4096
 
 
@@ -86,6 +92,7 @@ def _check_opcodes():
 _check_opcodes()
 
 
+@cython.final
 cdef class _Request:
     """Per-call scratch space: converted slots, the grant mask, errors. Reused across a batch."""
 
@@ -103,20 +110,24 @@ cdef class _Request:
     cdef uint64_t* mask
     cdef int err_code
     cdef int32_t err_text
-    cdef list errors
+    cdef int nerrors
+    cdef int32_t* errors  # (rule, code, text) per evaluation error, at most one per rule
+    cdef int32_t* key     # scratch for the decision cache key
     cdef object keep  # the normalized request when the input needed the Python path
     cdef object caller
 
-    def __cinit__(self, int nslots, int words):
+    def __cinit__(self, int nslots, int words, int nrules, int nlayers):
         self.nslots = nslots
         self.words = words
+        self.errors = <int32_t*>malloc(3 * max(nrules, 1) * sizeof(int32_t))
+        self.key = <int32_t*>malloc((2 + 2 * nlayers + 3 * max(nrules, 1)) * sizeof(int32_t))
         self.slot_state = <signed char*>malloc(max(nslots, 1) * sizeof(signed char))
         self.slot_val = <Val*>malloc(max(nslots, 1) * sizeof(Val))
         self.slot_err = <int32_t*>malloc(max(nslots, 1) * sizeof(int32_t))
         self.slot_text = <int32_t*>malloc(max(nslots, 1) * sizeof(int32_t))
         self.mask = <uint64_t*>malloc(max(words, 1) * sizeof(uint64_t))
         if not (self.slot_state and self.slot_val and self.slot_err and self.slot_text
-                and self.mask):
+                and self.mask and self.errors and self.key):
             raise MemoryError()
 
     def __dealloc__(self):
@@ -125,14 +136,17 @@ cdef class _Request:
         free(self.slot_err)
         free(self.slot_text)
         free(self.mask)
+        free(self.errors)
+        free(self.key)
 
     cdef void reset(self):
         memset(self.slot_state, 0, max(self.nslots, 1))
         self.mask_ready = False
-        self.errors = None
+        self.nerrors = 0
         self.keep = None
 
 
+@cython.final
 cdef class Evaluator:
     """Decides requests over `Tables` in C. Safe to share between threads."""
 
@@ -189,6 +203,7 @@ cdef class Evaluator:
     cdef list deny_decisions    # layer * (nrules + 1) + rule + 1 -> shared Decision
     cdef list allow_decisions   # shared allow Decisions, found through allow_slots
     cdef int32_t* allow_slots   # open addressing: ALLOW_SLOTS x (decision index, rule per layer)
+    cdef dict decision_cache  # decisions with errors, or explained: key bytes -> Decision
     cdef dict address_cache
     cdef dict network_cache
     cdef list spare  # idle scratch spaces: a call takes one, or makes one, and gives it back
@@ -262,6 +277,7 @@ cdef class Evaluator:
         self.deny_decisions = [None] * (self.nlayers * (self.nrules + 1))
         self.allow_decisions = []
         self.allow_slots = self._i32(array("i", [-1]) * (ALLOW_SLOTS * (self.nlayers + 1)))
+        self.decision_cache = {}
         self.address_cache = {}
         self.network_cache = {}
         self.spare = []
@@ -287,7 +303,8 @@ cdef class Evaluator:
     # ---- the Authorizer signature ----------------------------------------------------------
 
     cdef _Request _take(self, object caller):
-        cdef _Request req = self.spare.pop() if self.spare else _Request(self.nslots, self.words)
+        cdef _Request req = self.spare.pop() if self.spare else _Request(self.nslots, self.words, self.nrules,
+                                                                 self.nlayers)
         req.caller = normalize_caller(caller) if caller else _EMPTY
         req.now = <int64_t>(self.clock() * 1_000_000)
         return req
@@ -415,7 +432,7 @@ cdef class Evaluator:
             v.num = PyFloat_AS_DOUBLE(o)
         elif PyUnicode_Check(<object>o):
             v.tag = T_STR
-            v.i = self._sid(o)
+            v.i = LAZY
         elif PyList_Check(o):
             v.tag = T_LIST
             v.i = -1
@@ -485,7 +502,7 @@ cdef class Evaluator:
     cdef object _decision(self, _Request req, bint explain, int evaluated, int deciding,
                           int* outcomes, int* chosen):
         cdef int slot
-        if req.errors is None and not explain:
+        if req.nerrors == 0 and not explain:
             if deciding >= 0:
                 slot = deciding * (self.nrules + 1) + chosen[deciding] + 1
                 cached = self.deny_decisions[slot]
@@ -494,7 +511,30 @@ cdef class Evaluator:
                     self.deny_decisions[slot] = cached
                 return cached
             return self._allow(req, evaluated, outcomes, chosen)
-        return self._build(req, explain, evaluated, outcomes, chosen)
+        return self._keyed(req, explain, evaluated, outcomes, chosen)
+
+    cdef object _keyed(self, _Request req, bint explain, int evaluated, int* outcomes,
+                       int* chosen):
+        """The shared Decision for these layer verdicts and errors (built on first use)."""
+        cdef int k, n = 2
+        cdef int32_t* key = req.key
+        key[0] = explain
+        key[1] = evaluated
+        for k in range(evaluated):
+            key[n] = outcomes[k]
+            key[n + 1] = chosen[k]
+            n += 2
+        for k in range(3 * req.nerrors):
+            key[n + k] = req.errors[k]
+        n += 3 * req.nerrors
+        packed = PyBytes_FromStringAndSize(<char*>key, n * sizeof(int32_t))
+        decision = self.decision_cache.get(packed)
+        if decision is None:
+            decision = self._build(req, explain, evaluated, outcomes, chosen)
+            if len(self.decision_cache) >= CACHE_LIMIT:
+                self.decision_cache.clear()
+            self.decision_cache[packed] = decision
+        return decision
 
     cdef object _allow(self, _Request req, int evaluated, int* outcomes, int* chosen):
         """The shared Decision for this combination of allowing rules (built on first use)."""
@@ -528,12 +568,11 @@ cdef class Evaluator:
             for k in range(evaluated)
         ]
         errors = []
-        if req.errors is not None:
-            for rule, code, text in req.errors:
-                name = _op.ERROR_CODES[code]
-                path = self.texts[text]
-                errors.append(EvalError(self.rule_ids[rule], name, path,
-                                        error_message(name, path)))
+        for k in range(0, 3 * req.nerrors, 3):
+            name = _op.ERROR_CODES[req.errors[k + 1]]
+            path = self.texts[req.errors[k + 2]]
+            errors.append(EvalError(self.rule_ids[req.errors[k]], name, path,
+                                    error_message(name, path)))
         return combine(results, errors, self.revision, explain)
 
     cdef int _layer(self, _Request req, int layer, int* chosen) except -2:
@@ -579,9 +618,10 @@ cdef class Evaluator:
             return True
         if self._eval(req, node, &v) == 0:
             return v.i == 1
-        if req.errors is None:
-            req.errors = []
-        req.errors.append((rule, req.err_code, req.err_text))
+        req.errors[3 * req.nerrors] = rule
+        req.errors[3 * req.nerrors + 1] = req.err_code
+        req.errors[3 * req.nerrors + 2] = req.err_text
+        req.nerrors += 1
         return on_error
 
     # ---- nodes -----------------------------------------------------------------------------
@@ -643,6 +683,7 @@ cdef class Evaluator:
         if code == DATA_COL:
             if self._eval(req, b, &left):
                 return 1
+            self._intern(req, b, &left)
             return self._data_col(req, a, &left, out)
         if code == WALK:
             if self._eval(req, a, out):
@@ -698,10 +739,19 @@ cdef class Evaluator:
         if x.tag == T_STR:
             if x.i >= 0 and y.i >= 0:
                 return x.i == y.i
-            if x.i >= 0 or y.i >= 0:
-                return False
-            return PyUnicode_Compare(<object>x.obj, <object>y.obj) == 0
+            if x.obj == y.obj:
+                return True
+            if (x.i >= 0 and y.i == -1) or (x.i == -1 and y.i >= 0):
+                return False  # one is a policy string, the other is known not to be
+            return _same_text(x.obj, y.obj)
         return x.i == y.i
+
+    cdef inline void _intern(self, _Request req, int node, Val* value) noexcept:
+        """Look up a request string's intern id once; a slot keeps it for later reads."""
+        if value.tag == T_STR and value.i == LAZY:
+            value.i = self._sid(value.obj)
+            if self.node_op[node] == SLOT:
+                req.slot_val[self.node_a[node]].i = value.i
 
     cdef int _member(self, _Request req, int n, Val* item, Val* container, Val* out) except -1:
         cdef Py_ssize_t k, size
@@ -712,6 +762,8 @@ cdef class Evaluator:
         if not (item.tag == T_STR or item.tag == T_NUM or item.tag == T_BOOL):
             return self._fail(req, E_TYPE, self.node_text[self.node_a[n]])
         size = self._len(container[0])
+        if container.obj == NULL and size > 2:  # a policy list: compare ids, not text
+            self._intern(req, self.node_a[n], item)
         for k in range(size):
             element = self._item(container[0], k)
             if element.tag != item.tag:
@@ -987,6 +1039,8 @@ cdef class Evaluator:
                 return self._fail(req, E_TYPE, text)
         for k in range(self._len(roles[0])):
             item = self._item(roles[0], k)
+            if item.i == LAZY:
+                item.i = self._sid(item.obj)
             if item.i < 0:
                 continue
             role = self.role_of_sid[item.i]
@@ -1035,6 +1089,14 @@ cdef bint _is_mapping(PyObject* o) noexcept:
         PyErr_Clear()
         return False
     return found == 1
+
+
+cdef inline bint _same_text(PyObject* x, PyObject* y) noexcept:
+    """Equal str contents (CPython stores equal strings in the same kind)."""
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(x)
+    cdef int kind = PyUnicode_KIND(x)
+    return (n == PyUnicode_GET_LENGTH(y) and kind == PyUnicode_KIND(y)
+            and memcmp(PyUnicode_DATA(x), PyUnicode_DATA(y), n * kind) == 0)
 
 
 cdef bint _has_string(PyObject* entity, str key):
