@@ -54,6 +54,11 @@ cdef extern from "Python.h":
     PyObject* Py_False
     PyObject* Py_None
     PyObject* PyTuple_GET_ITEM(object t, Py_ssize_t i)
+    int PyDict_Next(PyObject* p, Py_ssize_t* ppos, PyObject** pkey, PyObject** pvalue)
+    Py_hash_t PyObject_Hash(PyObject* o) except? -1
+    PyObject* PyList_GET_ITEM_PTR "PyList_GET_ITEM"(object list, Py_ssize_t i)
+    ctypedef struct PyASCIIObject:
+        Py_hash_t hash  # cached; -1 until first computed (always set for a dict's keys)
     int _PyLong_Sign(PyObject* o)
 
 cdef dict _EMPTY = {}
@@ -62,10 +67,14 @@ cdef dict _EMPTY = {}
 cdef inline PyObject* _get(object mapping, object key) except? NULL:
     """A borrowed dict item, NULL when absent (keys are strings: lookups cannot fail)."""
     return PyDict_GetItemWithError(mapping, key)
-cdef tuple ROOT_KEYS = ("subject", "action", "resource", "context", "elevation")
+cdef tuple ROOTS = tuple(_op.ROOTS)
 cdef int CACHE_LIMIT = 100_000
 DEF LAZY = -2  # a request string whose intern id has not been looked up yet
 DEF ALLOW_SLOTS = 4096
+DEF TOP = 0  # path trie node of the request itself; node 1 + r is request root r
+# The fields every request is checked for (AuthZEN shape), read in the same pass as the slots.
+cdef tuple SHAPE_PATHS = ((0, "type"), (0, "id"), (0, "properties"), (1, "name"),
+                          (2, "type"), (2, "id"), (2, "properties"))
 
 
 class CompiledMismatch(RuntimeError):
@@ -203,6 +212,16 @@ cdef class Evaluator:
     cdef list deny_decisions    # layer * (nrules + 1) + rule + 1 -> shared Decision
     cdef list allow_decisions   # shared allow Decisions, found through allow_slots
     cdef int32_t* allow_slots   # open addressing: ALLOW_SLOTS x (decision index, rule per layer)
+    cdef int ncells             # request slots, then the shape fields that are not slots
+    cdef int32_t* shape_cell    # SHAPE_PATHS -> cell
+    cdef int32_t* trie_cell     # path trie node -> cell, or -1
+    cdef char* trie_branch      # node has children
+    cdef int trie_mask
+    cdef int32_t* probe_parent  # open addressing over (parent node, key): -1 when free
+    cdef int32_t* probe_child
+    cdef int64_t* probe_hash
+    cdef tuple probe_keys       # the key str objects, by probe position
+    cdef list probe_seen        # the last equal key object met there (JSON decoders reuse them)
     cdef dict decision_cache  # decisions with errors, or explained: key bytes -> Decision
     cdef dict address_cache
     cdef dict network_cache
@@ -277,10 +296,104 @@ cdef class Evaluator:
         self.deny_decisions = [None] * (self.nlayers * (self.nrules + 1))
         self.allow_decisions = []
         self.allow_slots = self._i32(array("i", [-1]) * (ALLOW_SLOTS * (self.nlayers + 1)))
+        self._build_trie(tables)
         self.decision_cache = {}
         self.address_cache = {}
         self.network_cache = {}
         self.spare = []
+
+    cdef void _build_trie(self, tables) except *:
+        """A trie of the request paths the policy reads, so one pass over each dict fills them."""
+        nodes = {(TOP, key): 1 + r for r, key in enumerate(("subject", "action", "resource",
+                                                              "context", "caller", "elevation"))
+                 if key != "caller"}  # the caller is not read from the request body
+        cells = [-1] * 7
+        for slot in range(self.nslots):
+            node = 1 + self.slot_root[slot]
+            for step in range(self.slot_step_start[slot], self.slot_step_start[slot + 1]):
+                node = nodes.setdefault((node, self.slot_keys[step]), len(cells))
+                if node == len(cells):
+                    cells.append(-1)
+            if cells[node] < 0:
+                cells[node] = slot
+        self.ncells = self.nslots
+        shape = array("i", [0] * len(SHAPE_PATHS))
+        for k, (root, key) in enumerate(SHAPE_PATHS):
+            node = nodes.setdefault((1 + root, key), len(cells))
+            if node == len(cells):
+                cells.append(-1)
+            if cells[node] < 0:
+                cells[node] = self.ncells
+                self.ncells += 1
+            shape[k] = cells[node]
+        self.shape_cell = self._i32(shape)
+        self.trie_cell = self._i32(cells)
+        branch = bytearray(len(cells))
+        for parent, _ in nodes:
+            branch[parent] = 1
+        self._keep.append(branch)
+        self.trie_branch = <char*>branch
+        size = 8
+        while size < 2 * len(nodes):
+            size *= 2
+        self.trie_mask = size - 1
+        parents, children = array("i", [-1]) * size, array("i", [-1]) * size
+        hashes = array("q", [0]) * size
+        keys = [None] * size
+        for (parent, key), child in nodes.items():
+            at = self._probe_start(parent, hash(key))
+            while parents[at] >= 0:
+                at = (at + 1) & self.trie_mask
+            parents[at], children[at], hashes[at], keys[at] = parent, child, hash(key), key
+        self.probe_parent = self._i32(parents)
+        self.probe_child = self._i32(children)
+        self.probe_hash = self._i64(hashes)
+        self.probe_keys = tuple(keys)
+        self.probe_seen = list(keys)
+
+    cdef inline int _probe_start(self, int parent, Py_hash_t key_hash) noexcept:
+        return <int>((<uint64_t>key_hash + <uint64_t>parent * 0x9E3779B97F4A7C15ULL)
+                     & <uint64_t>self.trie_mask)
+
+    cdef inline int _child(self, int parent, PyObject* key) except -2:
+        """The trie node under `parent` for this key, or -1 if the policy never reads it."""
+        cdef Py_hash_t key_hash = (<PyASCIIObject*>key).hash
+        if key_hash == -1:
+            key_hash = PyObject_Hash(key)
+        cdef int at = self._probe_start(parent, key_hash)
+        cdef PyObject* known
+        while self.probe_parent[at] >= 0:
+            if self.probe_parent[at] == parent and self.probe_hash[at] == <int64_t>key_hash:
+                if PyList_GET_ITEM_PTR(self.probe_seen, at) == key:
+                    return self.probe_child[at]
+                known = PyTuple_GET_ITEM(self.probe_keys, at)
+                if known == key or _same_text(known, key):
+                    self.probe_seen[at] = <object>key
+                    return self.probe_child[at]
+            at = (at + 1) & self.trie_mask
+        return -1
+
+    cdef int _fill(self, _Request req, PyObject* mapping, int node) except -1:
+        """One pass over a dict: every value the policy reads lands in its cell."""
+        cdef Py_ssize_t pos = 0
+        cdef PyObject* key
+        cdef PyObject* value
+        cdef int child, cell
+        while PyDict_Next(mapping, &pos, &key, &value):
+            if value == Py_None or not PyUnicode_Check(<object>key):
+                continue  # None reads as absent; the slot walk reports it if a rule asks
+            child = self._child(node, key)
+            if child < 0:
+                continue
+            if node == TOP:
+                req.roots[child - 1] = value
+            cell = self.trie_cell[child]
+            if cell >= 0:
+                req.slot_val[cell] = self._classify(value)
+                req.slot_state[cell] = 1
+            if self.trie_branch[child] and PyDict_Check(value):
+                self._fill(req, value, child)
+        return 0
 
     cdef int32_t* _i32(self, values) except NULL:
         buffer = array("i", values or [0])
@@ -303,7 +416,7 @@ cdef class Evaluator:
     # ---- the Authorizer signature ----------------------------------------------------------
 
     cdef _Request _take(self, object caller):
-        cdef _Request req = self.spare.pop() if self.spare else _Request(self.nslots, self.words, self.nrules,
+        cdef _Request req = self.spare.pop() if self.spare else _Request(self.ncells, self.words, self.nrules,
                                                                  self.nlayers)
         req.caller = normalize_caller(caller) if caller else _EMPTY
         req.now = <int64_t>(self.clock() * 1_000_000)
@@ -353,58 +466,65 @@ cdef class Evaluator:
     # ---- reading the request ---------------------------------------------------------------
 
     cdef int _load(self, _Request req, object request, object defaults) except -1:
-        """Point the request's roots at its dicts; the Python path handles anything unusual."""
+        """Fill the request's cells in one pass; the Python path handles anything unusual."""
         if not self._load_fast(req, request, defaults):
             normalized = normalize_request(merge_defaults(request, defaults))
+            req.reset()
             req.keep = normalized
-            for k in range(4):
-                req.roots[k] = <PyObject*>normalized[ROOT_KEYS[k]]
-            req.roots[5] = <PyObject*>normalized["elevation"]
-            req.action = self._sid(_get(normalized["action"], "name"))
-            req.resource_type = self._sid(_get(normalized["resource"], "type"))
+            for k in (0, 1, 2, 3, 5):
+                root = normalized[ROOTS[k]]
+                req.roots[k] = <PyObject*>root
+                self._fill(req, <PyObject*>root, 1 + k)
+            req.action = self._shape_id(req, 3)
+            req.resource_type = self._shape_id(req, 4)
         req.roots[4] = <PyObject*>req.caller
         return 0
 
-    cdef bint _load_fast(self, _Request req, object request, object defaults):
+    cdef bint _load_fast(self, _Request req, object request, object defaults) except -1:
+        """Plain dicts of the AuthZEN shape, read in one pass; False sends it the long way."""
         cdef PyObject* value
-        cdef PyObject* field
+        cdef int k, cell
         if not PyDict_Check(<PyObject*>request):
             return False
         if defaults is not None and not PyDict_Check(<PyObject*>defaults):
             return False
-        for k in range(4):
-            value = _get(request, ROOT_KEYS[k])
-            if (value == NULL or value == Py_None) and defaults is not None:
-                value = _get(defaults, ROOT_KEYS[k])
-            if value == NULL or value == Py_None:
-                if k == 3:
-                    value = <PyObject*>_EMPTY
-                else:
-                    return False
-            if not PyDict_Check(value):
-                return False
-            if k < 3:
-                field = _get(<object>value, "name" if k == 1 else "type")
-                if field == NULL or not PyUnicode_Check(<object>field):
-                    return False
-                if k == 1:
-                    req.action = self._sid(field)
-                else:
-                    if k == 2:
-                        req.resource_type = self._sid(field)
-                    if not _has_string(value, "id"):
+        for k in range(6):
+            req.roots[k] = NULL
+        self._fill(req, <PyObject*>request, TOP)
+        for k in (0, 1, 2, 3, 5):
+            value = req.roots[k]
+            if value == NULL and defaults is not None and k != 5:
+                value = _get(defaults, ROOTS[k])
+                if value == Py_None:
+                    value = NULL
+                if value != NULL:
+                    if not PyDict_Check(value):
                         return False
-                field = _get(<object>value, "properties")
-                if field != NULL and field != Py_None and not PyDict_Check(field):
+                    req.roots[k] = value
+                    self._fill(req, value, 1 + k)
+            if value == NULL:
+                if k < 3:
                     return False
-            req.roots[k] = value
-        value = _get(request, "elevation")  # trusted: set by the server's grant store
-        if value == NULL or value == Py_None:
-            value = <PyObject*>_EMPTY
-        elif not PyDict_Check(value):
-            return False
-        req.roots[5] = value
+                req.roots[k] = <PyObject*>_EMPTY
+            elif not PyDict_Check(value):
+                return False
+        for k in range(7):  # subject type, id; action name; resource type, id: strings
+            cell = self.shape_cell[k]
+            if k == 2 or k == 6:  # properties: absent, null or an object
+                if req.slot_state[cell] == 1 and not PyDict_Check(req.slot_val[cell].obj):
+                    return False
+            elif req.slot_state[cell] != 1 or req.slot_val[cell].tag != T_STR:
+                return False
+        req.action = self._shape_id(req, 3)
+        req.resource_type = self._shape_id(req, 4)
         return True
+
+    cdef inline int64_t _shape_id(self, _Request req, int k) noexcept:
+        """The intern id of a shape field (a string), kept in its cell for later reads."""
+        cdef Val* value = &req.slot_val[self.shape_cell[k]]
+        if value.i == LAZY:
+            value.i = self._sid(value.obj)
+        return value.i
 
     cdef inline int64_t _sid(self, PyObject* text) noexcept:
         cdef PyObject* found = PyDict_GetItemWithError(self.sids, <object>text)
@@ -1097,11 +1217,6 @@ cdef inline bint _same_text(PyObject* x, PyObject* y) noexcept:
     cdef int kind = PyUnicode_KIND(x)
     return (n == PyUnicode_GET_LENGTH(y) and kind == PyUnicode_KIND(y)
             and memcmp(PyUnicode_DATA(x), PyUnicode_DATA(y), n * kind) == 0)
-
-
-cdef bint _has_string(PyObject* entity, str key):
-    cdef PyObject* value = _get(<object>entity, key)
-    return value != NULL and PyUnicode_Check(<object>value)
 
 
 cdef bint _has_colon(PyObject* text):
