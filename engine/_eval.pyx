@@ -107,6 +107,7 @@ cdef class _Request:
 
     cdef PyObject* roots[6]
     cdef int64_t now
+    cdef bint now_ready  # read from the clock once per call, when a rule first asks
     cdef int64_t action
     cdef int64_t resource_type
     cdef int nslots
@@ -419,7 +420,7 @@ cdef class Evaluator:
         cdef _Request req = self.spare.pop() if self.spare else _Request(self.ncells, self.words, self.nrules,
                                                                  self.nlayers)
         req.caller = normalize_caller(caller) if caller else _EMPTY
-        req.now = <int64_t>(self.clock() * 1_000_000)
+        req.now_ready = False
         return req
 
     cdef void _give_back(self, _Request req):
@@ -812,6 +813,9 @@ cdef class Evaluator:
         if code == FAIL:
             return self._fail(req, a, self.node_text[n])
         if code == NOW:
+            if not req.now_ready:
+                req.now = <int64_t>(self.clock() * 1_000_000)
+                req.now_ready = True
             out.tag = T_TIME
             out.i = req.now
             out.obj = NULL
