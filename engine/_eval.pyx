@@ -3,9 +3,12 @@
 """The Cython hot path: evaluates requests over compiled decision tables.
 
 Semantics are exactly those of `engine.pyeval.TableEvaluator` (its pure-Python twin) and of
-the reference interpreter. Per request, the input is read in place (borrowed references into
-the request dicts, strings looked up once in the intern table) and nothing is allocated on
-the decision path unless an error has to be reported or a decision has not been seen before.
+the reference interpreter. Per request, each dict is read in one pass over its entries (a trie
+of the paths the policy reads, which includes the AuthZEN shape checks) into borrowed
+references; request strings are looked up in the intern table only where an id is needed
+(data keys, roles, long policy lists). Nothing is allocated on the decision path unless a
+decision has not been seen before: decisions, including those that carry evaluation errors,
+are shared.
 """
 
 from array import array
@@ -14,10 +17,10 @@ import time
 
 cimport cython
 from cpython.bytes cimport PyBytes_FromStringAndSize
-
-from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
+from cpython.dict cimport PyDict_CheckExact
+from cpython.list cimport PyList_CheckExact, PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport PyObject
-from cpython.unicode cimport PyUnicode_Check, PyUnicode_Tailmatch
+from cpython.unicode cimport PyUnicode_Check, PyUnicode_CheckExact, PyUnicode_Tailmatch
 from libc.math cimport INFINITY
 from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.stdlib cimport free, malloc
@@ -539,7 +542,12 @@ cdef class Evaluator:
         v.i = 0
         v.num = 0.0
         v.obj = o
-        if o == Py_True or o == Py_False:
+        if PyUnicode_CheckExact(<object>o):  # exact JSON types first: no subtype checks
+            v.tag = T_STR
+            v.i = LAZY
+        elif PyDict_CheckExact(<object>o):
+            v.tag = T_OBJ
+        elif o == Py_True or o == Py_False:
             v.tag = T_BOOL
             v.i = 1 if o == Py_True else 0
         elif PyLong_Check(o):
@@ -548,15 +556,15 @@ cdef class Evaluator:
             if v.num == -1.0 and PyErr_Occurred() != NULL:  # too large for a double
                 PyErr_Clear()
                 v.num = INFINITY if _PyLong_Sign(o) > 0 else -INFINITY
+        elif PyList_CheckExact(<object>o) or PyList_Check(o):
+            v.tag = T_LIST
+            v.i = -1
         elif PyFloat_Check(o):
             v.tag = T_NUM
             v.num = PyFloat_AS_DOUBLE(o)
         elif PyUnicode_Check(<object>o):
             v.tag = T_STR
             v.i = LAZY
-        elif PyList_Check(o):
-            v.tag = T_LIST
-            v.i = -1
         elif PyDict_Check(o) or _is_mapping(o):
             v.tag = T_OBJ
         else:
