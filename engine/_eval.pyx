@@ -6,9 +6,9 @@ Semantics are exactly those of `engine.pyeval.TableEvaluator` (its pure-Python t
 the reference interpreter. Per request, each dict is read in one pass over its entries (a trie
 of the paths the policy reads, which includes the AuthZEN shape checks) into borrowed
 references; request strings are looked up in the intern table only where an id is needed
-(data keys, roles, long policy lists). Nothing is allocated on the decision path unless a
-decision has not been seen before: decisions, including those that carry evaluation errors,
-are shared.
+(data keys, roles, long policy lists). Decisions are shared objects, built once: a plain
+allow or deny is found by integer keys, one that carries evaluation errors or an explanation
+by a small bytes key.
 """
 
 from array import array
