@@ -3,22 +3,28 @@
 """The Cython hot path: evaluates requests over compiled decision tables.
 
 Semantics are exactly those of `engine.pyeval.TableEvaluator` (its pure-Python twin) and of
-the reference interpreter. Per request, the input is read in place (borrowed references into
-the request dicts, strings looked up once in the intern table) and nothing is allocated on
-the decision path unless an error has to be reported or a decision has not been seen before.
+the reference interpreter. Per request, each dict is read in one pass over its entries (a trie
+of the paths the policy reads, which includes the AuthZEN shape checks) into borrowed
+references; request strings are looked up in the intern table only where an id is needed
+(data keys, roles, long policy lists). Decisions are shared objects, built once: a plain
+allow or deny is found by integer keys, one that carries evaluation errors or an explanation
+by a small bytes key.
 """
 
 from array import array
 from collections.abc import Mapping
 import time
 
-from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
+cimport cython
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.dict cimport PyDict_CheckExact
+from cpython.list cimport PyList_CheckExact, PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport PyObject
-from cpython.unicode cimport PyUnicode_Check, PyUnicode_Compare, PyUnicode_Tailmatch
+from cpython.unicode cimport PyUnicode_Check, PyUnicode_CheckExact, PyUnicode_Tailmatch
 from libc.math cimport INFINITY
 from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.stdlib cimport free, malloc
-from libc.string cimport memset
+from libc.string cimport memcmp, memset
 
 from layergate.dsl.literals import parse_address, parse_network
 
@@ -44,11 +50,18 @@ cdef extern from "Python.h":
     long long PyLong_AsLongLong(PyObject* o)
     unsigned long long PyLong_AsUnsignedLongLong(PyObject* o) except? 0
     Py_ssize_t PyUnicode_GET_LENGTH(PyObject* o)
+    int PyUnicode_KIND(PyObject* o)
+    void* PyUnicode_DATA(PyObject* o)
     unsigned int PyUnicode_READ_CHAR(PyObject* o, Py_ssize_t index)
     PyObject* Py_True
     PyObject* Py_False
     PyObject* Py_None
     PyObject* PyTuple_GET_ITEM(object t, Py_ssize_t i)
+    int PyDict_Next(PyObject* p, Py_ssize_t* ppos, PyObject** pkey, PyObject** pvalue)
+    Py_hash_t PyObject_Hash(PyObject* o) except? -1
+    PyObject* PyList_GET_ITEM_PTR "PyList_GET_ITEM"(object list, Py_ssize_t i)
+    ctypedef struct PyASCIIObject:
+        Py_hash_t hash  # cached; -1 until first computed (always set for a dict's keys)
     int _PyLong_Sign(PyObject* o)
 
 cdef dict _EMPTY = {}
@@ -57,9 +70,14 @@ cdef dict _EMPTY = {}
 cdef inline PyObject* _get(object mapping, object key) except? NULL:
     """A borrowed dict item, NULL when absent (keys are strings: lookups cannot fail)."""
     return PyDict_GetItemWithError(mapping, key)
-cdef tuple ROOT_KEYS = ("subject", "action", "resource", "context", "elevation")
+cdef tuple ROOTS = tuple(_op.ROOTS)
 cdef int CACHE_LIMIT = 100_000
+DEF LAZY = -2  # a request string whose intern id has not been looked up yet
 DEF ALLOW_SLOTS = 4096
+DEF TOP = 0  # path trie node of the request itself; node 1 + r is request root r
+# The fields every request is checked for (AuthZEN shape), read in the same pass as the slots.
+cdef tuple SHAPE_PATHS = ((0, "type"), (0, "id"), (0, "properties"), (1, "name"),
+                          (2, "type"), (2, "id"), (2, "properties"))
 
 
 class CompiledMismatch(RuntimeError):
@@ -86,11 +104,13 @@ def _check_opcodes():
 _check_opcodes()
 
 
+@cython.final
 cdef class _Request:
     """Per-call scratch space: converted slots, the grant mask, errors. Reused across a batch."""
 
     cdef PyObject* roots[6]
     cdef int64_t now
+    cdef bint now_ready  # read from the clock once per call, when a rule first asks
     cdef int64_t action
     cdef int64_t resource_type
     cdef int nslots
@@ -103,20 +123,24 @@ cdef class _Request:
     cdef uint64_t* mask
     cdef int err_code
     cdef int32_t err_text
-    cdef list errors
+    cdef int nerrors
+    cdef int32_t* errors  # (rule, code, text) per evaluation error, at most one per rule
+    cdef int32_t* key     # scratch for the decision cache key
     cdef object keep  # the normalized request when the input needed the Python path
     cdef object caller
 
-    def __cinit__(self, int nslots, int words):
+    def __cinit__(self, int nslots, int words, int nrules, int nlayers):
         self.nslots = nslots
         self.words = words
+        self.errors = <int32_t*>malloc(3 * max(nrules, 1) * sizeof(int32_t))
+        self.key = <int32_t*>malloc((2 + 2 * nlayers + 3 * max(nrules, 1)) * sizeof(int32_t))
         self.slot_state = <signed char*>malloc(max(nslots, 1) * sizeof(signed char))
         self.slot_val = <Val*>malloc(max(nslots, 1) * sizeof(Val))
         self.slot_err = <int32_t*>malloc(max(nslots, 1) * sizeof(int32_t))
         self.slot_text = <int32_t*>malloc(max(nslots, 1) * sizeof(int32_t))
         self.mask = <uint64_t*>malloc(max(words, 1) * sizeof(uint64_t))
         if not (self.slot_state and self.slot_val and self.slot_err and self.slot_text
-                and self.mask):
+                and self.mask and self.errors and self.key):
             raise MemoryError()
 
     def __dealloc__(self):
@@ -125,14 +149,17 @@ cdef class _Request:
         free(self.slot_err)
         free(self.slot_text)
         free(self.mask)
+        free(self.errors)
+        free(self.key)
 
     cdef void reset(self):
         memset(self.slot_state, 0, max(self.nslots, 1))
         self.mask_ready = False
-        self.errors = None
+        self.nerrors = 0
         self.keep = None
 
 
+@cython.final
 cdef class Evaluator:
     """Decides requests over `Tables` in C. Safe to share between threads."""
 
@@ -189,6 +216,17 @@ cdef class Evaluator:
     cdef list deny_decisions    # layer * (nrules + 1) + rule + 1 -> shared Decision
     cdef list allow_decisions   # shared allow Decisions, found through allow_slots
     cdef int32_t* allow_slots   # open addressing: ALLOW_SLOTS x (decision index, rule per layer)
+    cdef int ncells             # request slots, then the shape fields that are not slots
+    cdef int32_t* shape_cell    # SHAPE_PATHS -> cell
+    cdef int32_t* trie_cell     # path trie node -> cell, or -1
+    cdef char* trie_branch      # node has children
+    cdef int trie_mask
+    cdef int32_t* probe_parent  # open addressing over (parent node, key): -1 when free
+    cdef int32_t* probe_child
+    cdef int64_t* probe_hash
+    cdef tuple probe_keys       # the key str objects, by probe position
+    cdef list probe_seen        # the last equal key object met there (JSON decoders reuse them)
+    cdef dict decision_cache  # decisions with errors, or explained: key bytes -> Decision
     cdef dict address_cache
     cdef dict network_cache
     cdef list spare  # idle scratch spaces: a call takes one, or makes one, and gives it back
@@ -262,9 +300,104 @@ cdef class Evaluator:
         self.deny_decisions = [None] * (self.nlayers * (self.nrules + 1))
         self.allow_decisions = []
         self.allow_slots = self._i32(array("i", [-1]) * (ALLOW_SLOTS * (self.nlayers + 1)))
+        self._build_trie(tables)
+        self.decision_cache = {}
         self.address_cache = {}
         self.network_cache = {}
         self.spare = []
+
+    cdef void _build_trie(self, tables) except *:
+        """A trie of the request paths the policy reads, so one pass over each dict fills them."""
+        nodes = {(TOP, key): 1 + r for r, key in enumerate(("subject", "action", "resource",
+                                                              "context", "caller", "elevation"))
+                 if key != "caller"}  # the caller is not read from the request body
+        cells = [-1] * 7
+        for slot in range(self.nslots):
+            node = 1 + self.slot_root[slot]
+            for step in range(self.slot_step_start[slot], self.slot_step_start[slot + 1]):
+                node = nodes.setdefault((node, self.slot_keys[step]), len(cells))
+                if node == len(cells):
+                    cells.append(-1)
+            if cells[node] < 0:
+                cells[node] = slot
+        self.ncells = self.nslots
+        shape = array("i", [0] * len(SHAPE_PATHS))
+        for k, (root, key) in enumerate(SHAPE_PATHS):
+            node = nodes.setdefault((1 + root, key), len(cells))
+            if node == len(cells):
+                cells.append(-1)
+            if cells[node] < 0:
+                cells[node] = self.ncells
+                self.ncells += 1
+            shape[k] = cells[node]
+        self.shape_cell = self._i32(shape)
+        self.trie_cell = self._i32(cells)
+        branch = bytearray(len(cells))
+        for parent, _ in nodes:
+            branch[parent] = 1
+        self._keep.append(branch)
+        self.trie_branch = <char*>branch
+        size = 8
+        while size < 2 * len(nodes):
+            size *= 2
+        self.trie_mask = size - 1
+        parents, children = array("i", [-1]) * size, array("i", [-1]) * size
+        hashes = array("q", [0]) * size
+        keys = [None] * size
+        for (parent, key), child in nodes.items():
+            at = self._probe_start(parent, hash(key))
+            while parents[at] >= 0:
+                at = (at + 1) & self.trie_mask
+            parents[at], children[at], hashes[at], keys[at] = parent, child, hash(key), key
+        self.probe_parent = self._i32(parents)
+        self.probe_child = self._i32(children)
+        self.probe_hash = self._i64(hashes)
+        self.probe_keys = tuple(keys)
+        self.probe_seen = list(keys)
+
+    cdef inline int _probe_start(self, int parent, Py_hash_t key_hash) noexcept:
+        return <int>((<uint64_t>key_hash + <uint64_t>parent * 0x9E3779B97F4A7C15ULL)
+                     & <uint64_t>self.trie_mask)
+
+    cdef inline int _child(self, int parent, PyObject* key) except -2:
+        """The trie node under `parent` for this key, or -1 if the policy never reads it."""
+        cdef Py_hash_t key_hash = (<PyASCIIObject*>key).hash
+        if key_hash == -1:
+            key_hash = PyObject_Hash(key)
+        cdef int at = self._probe_start(parent, key_hash)
+        cdef PyObject* known
+        while self.probe_parent[at] >= 0:
+            if self.probe_parent[at] == parent and self.probe_hash[at] == <int64_t>key_hash:
+                if PyList_GET_ITEM_PTR(self.probe_seen, at) == key:
+                    return self.probe_child[at]
+                known = PyTuple_GET_ITEM(self.probe_keys, at)
+                if known == key or _same_text(known, key):
+                    self.probe_seen[at] = <object>key
+                    return self.probe_child[at]
+            at = (at + 1) & self.trie_mask
+        return -1
+
+    cdef int _fill(self, _Request req, PyObject* mapping, int node) except -1:
+        """One pass over a dict: every value the policy reads lands in its cell."""
+        cdef Py_ssize_t pos = 0
+        cdef PyObject* key
+        cdef PyObject* value
+        cdef int child, cell
+        while PyDict_Next(mapping, &pos, &key, &value):
+            if value == Py_None or not PyUnicode_Check(<object>key):
+                continue  # None reads as absent; the slot walk reports it if a rule asks
+            child = self._child(node, key)
+            if child < 0:
+                continue
+            if node == TOP:
+                req.roots[child - 1] = value
+            cell = self.trie_cell[child]
+            if cell >= 0:
+                req.slot_val[cell] = self._classify(value)
+                req.slot_state[cell] = 1
+            if self.trie_branch[child] and PyDict_Check(value):
+                self._fill(req, value, child)
+        return 0
 
     cdef int32_t* _i32(self, values) except NULL:
         buffer = array("i", values or [0])
@@ -287,9 +420,10 @@ cdef class Evaluator:
     # ---- the Authorizer signature ----------------------------------------------------------
 
     cdef _Request _take(self, object caller):
-        cdef _Request req = self.spare.pop() if self.spare else _Request(self.nslots, self.words)
+        cdef _Request req = self.spare.pop() if self.spare else _Request(self.ncells, self.words, self.nrules,
+                                                                 self.nlayers)
         req.caller = normalize_caller(caller) if caller else _EMPTY
-        req.now = <int64_t>(self.clock() * 1_000_000)
+        req.now_ready = False
         return req
 
     cdef void _give_back(self, _Request req):
@@ -336,58 +470,65 @@ cdef class Evaluator:
     # ---- reading the request ---------------------------------------------------------------
 
     cdef int _load(self, _Request req, object request, object defaults) except -1:
-        """Point the request's roots at its dicts; the Python path handles anything unusual."""
+        """Fill the request's cells in one pass; the Python path handles anything unusual."""
         if not self._load_fast(req, request, defaults):
             normalized = normalize_request(merge_defaults(request, defaults))
+            req.reset()
             req.keep = normalized
-            for k in range(4):
-                req.roots[k] = <PyObject*>normalized[ROOT_KEYS[k]]
-            req.roots[5] = <PyObject*>normalized["elevation"]
-            req.action = self._sid(_get(normalized["action"], "name"))
-            req.resource_type = self._sid(_get(normalized["resource"], "type"))
+            for k in (0, 1, 2, 3, 5):
+                root = normalized[ROOTS[k]]
+                req.roots[k] = <PyObject*>root
+                self._fill(req, <PyObject*>root, 1 + k)
+            req.action = self._shape_id(req, 3)
+            req.resource_type = self._shape_id(req, 4)
         req.roots[4] = <PyObject*>req.caller
         return 0
 
-    cdef bint _load_fast(self, _Request req, object request, object defaults):
+    cdef bint _load_fast(self, _Request req, object request, object defaults) except -1:
+        """Plain dicts of the AuthZEN shape, read in one pass; False sends it the long way."""
         cdef PyObject* value
-        cdef PyObject* field
+        cdef int k, cell
         if not PyDict_Check(<PyObject*>request):
             return False
         if defaults is not None and not PyDict_Check(<PyObject*>defaults):
             return False
-        for k in range(4):
-            value = _get(request, ROOT_KEYS[k])
-            if (value == NULL or value == Py_None) and defaults is not None:
-                value = _get(defaults, ROOT_KEYS[k])
-            if value == NULL or value == Py_None:
-                if k == 3:
-                    value = <PyObject*>_EMPTY
-                else:
-                    return False
-            if not PyDict_Check(value):
-                return False
-            if k < 3:
-                field = _get(<object>value, "name" if k == 1 else "type")
-                if field == NULL or not PyUnicode_Check(<object>field):
-                    return False
-                if k == 1:
-                    req.action = self._sid(field)
-                else:
-                    if k == 2:
-                        req.resource_type = self._sid(field)
-                    if not _has_string(value, "id"):
+        for k in range(6):
+            req.roots[k] = NULL
+        self._fill(req, <PyObject*>request, TOP)
+        for k in (0, 1, 2, 3, 5):
+            value = req.roots[k]
+            if value == NULL and defaults is not None and k != 5:
+                value = _get(defaults, ROOTS[k])
+                if value == Py_None:
+                    value = NULL
+                if value != NULL:
+                    if not PyDict_Check(value):
                         return False
-                field = _get(<object>value, "properties")
-                if field != NULL and field != Py_None and not PyDict_Check(field):
+                    req.roots[k] = value
+                    self._fill(req, value, 1 + k)
+            if value == NULL:
+                if k < 3:
                     return False
-            req.roots[k] = value
-        value = _get(request, "elevation")  # trusted: set by the server's grant store
-        if value == NULL or value == Py_None:
-            value = <PyObject*>_EMPTY
-        elif not PyDict_Check(value):
-            return False
-        req.roots[5] = value
+                req.roots[k] = <PyObject*>_EMPTY
+            elif not PyDict_Check(value):
+                return False
+        for k in range(7):  # subject type, id; action name; resource type, id: strings
+            cell = self.shape_cell[k]
+            if k == 2 or k == 6:  # properties: absent, null or an object
+                if req.slot_state[cell] == 1 and not PyDict_Check(req.slot_val[cell].obj):
+                    return False
+            elif req.slot_state[cell] != 1 or req.slot_val[cell].tag != T_STR:
+                return False
+        req.action = self._shape_id(req, 3)
+        req.resource_type = self._shape_id(req, 4)
         return True
+
+    cdef inline int64_t _shape_id(self, _Request req, int k) noexcept:
+        """The intern id of a shape field (a string), kept in its cell for later reads."""
+        cdef Val* value = &req.slot_val[self.shape_cell[k]]
+        if value.i == LAZY:
+            value.i = self._sid(value.obj)
+        return value.i
 
     cdef inline int64_t _sid(self, PyObject* text) noexcept:
         cdef PyObject* found = PyDict_GetItemWithError(self.sids, <object>text)
@@ -401,7 +542,12 @@ cdef class Evaluator:
         v.i = 0
         v.num = 0.0
         v.obj = o
-        if o == Py_True or o == Py_False:
+        if PyUnicode_CheckExact(<object>o):  # exact JSON types first: no subtype checks
+            v.tag = T_STR
+            v.i = LAZY
+        elif PyDict_CheckExact(<object>o):
+            v.tag = T_OBJ
+        elif o == Py_True or o == Py_False:
             v.tag = T_BOOL
             v.i = 1 if o == Py_True else 0
         elif PyLong_Check(o):
@@ -410,15 +556,15 @@ cdef class Evaluator:
             if v.num == -1.0 and PyErr_Occurred() != NULL:  # too large for a double
                 PyErr_Clear()
                 v.num = INFINITY if _PyLong_Sign(o) > 0 else -INFINITY
+        elif PyList_CheckExact(<object>o) or PyList_Check(o):
+            v.tag = T_LIST
+            v.i = -1
         elif PyFloat_Check(o):
             v.tag = T_NUM
             v.num = PyFloat_AS_DOUBLE(o)
         elif PyUnicode_Check(<object>o):
             v.tag = T_STR
-            v.i = self._sid(o)
-        elif PyList_Check(o):
-            v.tag = T_LIST
-            v.i = -1
+            v.i = LAZY
         elif PyDict_Check(o) or _is_mapping(o):
             v.tag = T_OBJ
         else:
@@ -485,7 +631,7 @@ cdef class Evaluator:
     cdef object _decision(self, _Request req, bint explain, int evaluated, int deciding,
                           int* outcomes, int* chosen):
         cdef int slot
-        if req.errors is None and not explain:
+        if req.nerrors == 0 and not explain:
             if deciding >= 0:
                 slot = deciding * (self.nrules + 1) + chosen[deciding] + 1
                 cached = self.deny_decisions[slot]
@@ -494,7 +640,30 @@ cdef class Evaluator:
                     self.deny_decisions[slot] = cached
                 return cached
             return self._allow(req, evaluated, outcomes, chosen)
-        return self._build(req, explain, evaluated, outcomes, chosen)
+        return self._keyed(req, explain, evaluated, outcomes, chosen)
+
+    cdef object _keyed(self, _Request req, bint explain, int evaluated, int* outcomes,
+                       int* chosen):
+        """The shared Decision for these layer verdicts and errors (built on first use)."""
+        cdef int k, n = 2
+        cdef int32_t* key = req.key
+        key[0] = explain
+        key[1] = evaluated
+        for k in range(evaluated):
+            key[n] = outcomes[k]
+            key[n + 1] = chosen[k]
+            n += 2
+        for k in range(3 * req.nerrors):
+            key[n + k] = req.errors[k]
+        n += 3 * req.nerrors
+        packed = PyBytes_FromStringAndSize(<char*>key, n * sizeof(int32_t))
+        decision = self.decision_cache.get(packed)
+        if decision is None:
+            decision = self._build(req, explain, evaluated, outcomes, chosen)
+            if len(self.decision_cache) >= CACHE_LIMIT:
+                self.decision_cache.clear()
+            self.decision_cache[packed] = decision
+        return decision
 
     cdef object _allow(self, _Request req, int evaluated, int* outcomes, int* chosen):
         """The shared Decision for this combination of allowing rules (built on first use)."""
@@ -528,12 +697,11 @@ cdef class Evaluator:
             for k in range(evaluated)
         ]
         errors = []
-        if req.errors is not None:
-            for rule, code, text in req.errors:
-                name = _op.ERROR_CODES[code]
-                path = self.texts[text]
-                errors.append(EvalError(self.rule_ids[rule], name, path,
-                                        error_message(name, path)))
+        for k in range(0, 3 * req.nerrors, 3):
+            name = _op.ERROR_CODES[req.errors[k + 1]]
+            path = self.texts[req.errors[k + 2]]
+            errors.append(EvalError(self.rule_ids[req.errors[k]], name, path,
+                                    error_message(name, path)))
         return combine(results, errors, self.revision, explain)
 
     cdef int _layer(self, _Request req, int layer, int* chosen) except -2:
@@ -579,9 +747,10 @@ cdef class Evaluator:
             return True
         if self._eval(req, node, &v) == 0:
             return v.i == 1
-        if req.errors is None:
-            req.errors = []
-        req.errors.append((rule, req.err_code, req.err_text))
+        req.errors[3 * req.nerrors] = rule
+        req.errors[3 * req.nerrors + 1] = req.err_code
+        req.errors[3 * req.nerrors + 2] = req.err_text
+        req.nerrors += 1
         return on_error
 
     # ---- nodes -----------------------------------------------------------------------------
@@ -643,6 +812,7 @@ cdef class Evaluator:
         if code == DATA_COL:
             if self._eval(req, b, &left):
                 return 1
+            self._intern(req, b, &left)
             return self._data_col(req, a, &left, out)
         if code == WALK:
             if self._eval(req, a, out):
@@ -651,6 +821,9 @@ cdef class Evaluator:
         if code == FAIL:
             return self._fail(req, a, self.node_text[n])
         if code == NOW:
+            if not req.now_ready:
+                req.now = <int64_t>(self.clock() * 1_000_000)
+                req.now_ready = True
             out.tag = T_TIME
             out.i = req.now
             out.obj = NULL
@@ -698,10 +871,19 @@ cdef class Evaluator:
         if x.tag == T_STR:
             if x.i >= 0 and y.i >= 0:
                 return x.i == y.i
-            if x.i >= 0 or y.i >= 0:
-                return False
-            return PyUnicode_Compare(<object>x.obj, <object>y.obj) == 0
+            if x.obj == y.obj:
+                return True
+            if (x.i >= 0 and y.i == -1) or (x.i == -1 and y.i >= 0):
+                return False  # one is a policy string, the other is known not to be
+            return _same_text(x.obj, y.obj)
         return x.i == y.i
+
+    cdef inline void _intern(self, _Request req, int node, Val* value) noexcept:
+        """Look up a request string's intern id once; a slot keeps it for later reads."""
+        if value.tag == T_STR and value.i == LAZY:
+            value.i = self._sid(value.obj)
+            if self.node_op[node] == SLOT:
+                req.slot_val[self.node_a[node]].i = value.i
 
     cdef int _member(self, _Request req, int n, Val* item, Val* container, Val* out) except -1:
         cdef Py_ssize_t k, size
@@ -712,6 +894,8 @@ cdef class Evaluator:
         if not (item.tag == T_STR or item.tag == T_NUM or item.tag == T_BOOL):
             return self._fail(req, E_TYPE, self.node_text[self.node_a[n]])
         size = self._len(container[0])
+        if container.obj == NULL and size > 2:  # a policy list: compare ids, not text
+            self._intern(req, self.node_a[n], item)
         for k in range(size):
             element = self._item(container[0], k)
             if element.tag != item.tag:
@@ -987,6 +1171,8 @@ cdef class Evaluator:
                 return self._fail(req, E_TYPE, text)
         for k in range(self._len(roles[0])):
             item = self._item(roles[0], k)
+            if item.i == LAZY:
+                item.i = self._sid(item.obj)
             if item.i < 0:
                 continue
             role = self.role_of_sid[item.i]
@@ -1037,9 +1223,12 @@ cdef bint _is_mapping(PyObject* o) noexcept:
     return found == 1
 
 
-cdef bint _has_string(PyObject* entity, str key):
-    cdef PyObject* value = _get(<object>entity, key)
-    return value != NULL and PyUnicode_Check(<object>value)
+cdef inline bint _same_text(PyObject* x, PyObject* y) noexcept:
+    """Equal str contents (CPython stores equal strings in the same kind)."""
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(x)
+    cdef int kind = PyUnicode_KIND(x)
+    return (n == PyUnicode_GET_LENGTH(y) and kind == PyUnicode_KIND(y)
+            and memcmp(PyUnicode_DATA(x), PyUnicode_DATA(y), n * kind) == 0)
 
 
 cdef bint _has_colon(PyObject* text):

@@ -105,6 +105,8 @@ class _Builder:
 
     def _check_data_roles(self) -> None:
         """A role list in data that names undeclared roles contradicts the policy."""
+        if not self.data:
+            return
         for layer in self.policy.layers:
             for rule in layer.rules:
                 if rule.condition is None:
@@ -174,10 +176,12 @@ class _Builder:
         self.program = _Program(self)
         self._index_roles()
         self._index_layers()
-        self.rule_cond = [
-            -1 if rule.condition is None else self.program.condition(rule.condition)
-            for _, rule in self.rules
-        ]
+        self.rule_cond, self.rule_uses_elevation = [], []
+        for _, rule in self.rules:
+            self.program.reads_elevation = False
+            self.rule_cond.append(
+                -1 if rule.condition is None else self.program.condition(rule.condition))
+            self.rule_uses_elevation.append(int(self.program.reads_elevation))
 
     def _index_roles(self) -> None:
         self.role_index = {name: i for i, name in enumerate(self.role_order)}
@@ -237,12 +241,18 @@ class _Builder:
         for position, (_, rule) in enumerate(ordered):
             for action in rule.actions.names or (None,):
                 by_action.setdefault(action, []).append(position)
+        ids = [index for index, _ in ordered]
+        # Per position: the resource types a rule names, or None for `*`.
+        named = [None if rule.resources.names is None else frozenset(rule.resources.names)
+                 for _, rule in ordered]
         cells: list[tuple[int, int]] = []
         for action in [None, *actions]:
             candidates = sorted(set(by_action.get(action, [])) | set(by_action[None]))
+            anywhere = tuple(ids[p] for p in candidates if named[p] is None)
             for resource_type in [None, *types]:
-                chosen = tuple(ordered[p][0] for p in candidates
-                               if _applies(ordered[p][1].resources, resource_type))
+                chosen = anywhere if resource_type is None else tuple(
+                    ids[p] for p in candidates
+                    if named[p] is None or resource_type in named[p])
                 key = _key(-1 if action is None else self.strings[action],
                            -1 if resource_type is None else self.strings[resource_type])
                 cells.append((key, self._bucket(chosen)))
@@ -280,11 +290,7 @@ class _Builder:
             rule_effect=tuple(op.EFFECT_DENY if rule.effect == "deny" else op.EFFECT_ALLOW
                               for _, rule in self.rules),
             rule_cond=tuple(self.rule_cond),
-            rule_uses_elevation=tuple(
-                int(rule.condition is not None and any(
-                    isinstance(n, ast.Path) and n.root == "elevation"
-                    for n in ast.walk(rule.condition)))
-                for _, rule in self.rules),
+            rule_uses_elevation=tuple(self.rule_uses_elevation),
             **program.freeze(),
             role_names=tuple(self.strings[name] for name in self.role_order),
             role_words=self.role_words,
@@ -312,6 +318,8 @@ class _Program:
         self.column_rows: list[tuple[int, int, list[tuple[int, int, int]]]] = []
         self.docs: dict[str, int] = {}
         self.doc_rows: list[list[int]] = []
+        self.slot_text: list[str] = []
+        self.reads_elevation = False  # whether the condition being built reads `elevation.*`
 
     # -- nodes
     def node(self, opcode: int, a: int = 0, b: int = 0, c: int = 0, text: str = "") -> int:
@@ -325,33 +333,42 @@ class _Program:
         return self.node(op.TRUTH, self.expr(expr), text=self.text(expr))
 
     def expr(self, e: ast.Expr) -> int:
-        text = self.text(e)
-        if isinstance(e, ast.Literal):
-            return self.node(op.CONST, self.scalar(e.value), text=text)
-        if isinstance(e, ast.ListLiteral):
-            return self.node(op.CONST, self.json_list(list(e.values)), text=text)
-        if isinstance(e, ast.ConstRef):
-            return self.expr(self.b.policy.consts[e.name].value)
-        if isinstance(e, ast.Now):
-            return self.node(op.NOW, text=text)
-        if isinstance(e, ast.Path):
-            return self.path(e)
-        if isinstance(e, ast.And):
-            return self.node(op.AND, self.expr(e.left), self.expr(e.right), text=text)
-        if isinstance(e, ast.Or):
-            return self.node(op.OR, self.expr(e.left), self.expr(e.right), text=text)
-        if isinstance(e, ast.Not):
-            return self.node(op.NOT, self.expr(e.operand), text=text)
-        if isinstance(e, ast.Compare):
-            opcode = {"==": op.EQ, "!=": op.NE, "<": op.LT, "<=": op.LE, ">": op.GT,
-                      ">=": op.GE}[e.op]
-            return self.node(opcode, self.expr(e.left), self.expr(e.right), text=text)
-        if isinstance(e, ast.Membership):
-            return self.node(op.MEMBER, self.expr(e.item), self.expr(e.container),
-                             int(e.negated), text=text)
-        if isinstance(e, ast.Call):
-            return self.call(e, text)
-        raise TypeError(f"not an expression: {e!r}")
+        build = _EXPR_BUILDERS.get(type(e))
+        if build is None:
+            raise TypeError(f"not an expression: {e!r}")
+        return build(self, e)
+
+    def _literal(self, e: ast.Literal) -> int:
+        return self.node(op.CONST, self.scalar(e.value), text=self.text(e))
+
+    def _list(self, e: ast.ListLiteral) -> int:
+        return self.node(op.CONST, self.json_list(list(e.values)), text=self.text(e))
+
+    def _const_ref(self, e: ast.ConstRef) -> int:
+        return self.expr(self.b.policy.consts[e.name].value)
+
+    def _now(self, e: ast.Now) -> int:
+        return self.node(op.NOW, text=self.text(e))
+
+    def _and(self, e: ast.And) -> int:
+        return self.node(op.AND, self.expr(e.left), self.expr(e.right), text=self.text(e))
+
+    def _or(self, e: ast.Or) -> int:
+        return self.node(op.OR, self.expr(e.left), self.expr(e.right), text=self.text(e))
+
+    def _not(self, e: ast.Not) -> int:
+        return self.node(op.NOT, self.expr(e.operand), text=self.text(e))
+
+    def _compare(self, e: ast.Compare) -> int:
+        return self.node(_COMPARE_OPS[e.op], self.expr(e.left), self.expr(e.right),
+                         text=self.text(e))
+
+    def _membership(self, e: ast.Membership) -> int:
+        return self.node(op.MEMBER, self.expr(e.item), self.expr(e.container),
+                         int(e.negated), text=self.text(e))
+
+    def _call(self, e: ast.Call) -> int:
+        return self.call(e, self.text(e))
 
     def call(self, e: ast.Call, text: str) -> int:
         opcode = {"starts_with": op.STARTS_WITH, "ends_with": op.ENDS_WITH, "glob": op.GLOB,
@@ -402,6 +419,8 @@ class _Program:
     def path(self, path: ast.Path) -> int:
         if path.root == "data":
             return self._data_path(path)
+        if path.root == "elevation":
+            self.reads_elevation = True
         static = 0
         while static < len(path.steps) and _static_key(path.steps[static]) is not None:
             static += 1
@@ -414,9 +433,11 @@ class _Program:
         found = self.slots.get((root, keys))
         if found is None:
             found = self.slots[(root, keys)] = len(self.slot_rows)
-            texts = [self.b.tid(_prefix(path, k + 1)) for k in range(count)]
-            self.slot_rows.append((root, [self.b.sid(k) for k in keys], texts))
-        return self.node(op.SLOT, found, text=_prefix(path, count))
+            prefixes = [_prefix(path, k + 1) for k in range(count)]
+            self.slot_rows.append((root, [self.b.sid(k) for k in keys],
+                                   [self.b.tid(text) for text in prefixes]))
+            self.slot_text.append(prefixes[-1] if prefixes else _prefix(path, 0))
+        return self.node(op.SLOT, found, text=self.slot_text[found])
 
     def walk(self, path: ast.Path, base: int, start: int) -> int:
         if start == len(path.steps):
@@ -538,9 +559,14 @@ class _Program:
         }
 
 
-def _applies(targets: ast.Targets, name: str | None) -> bool:
-    """Whether a rule's targets cover `name` (None: a name no rule of the layer mentions)."""
-    return targets.names is None or (name is not None and name in targets.names)
+_COMPARE_OPS = {"==": op.EQ, "!=": op.NE, "<": op.LT, "<=": op.LE, ">": op.GT, ">=": op.GE}
+_EXPR_BUILDERS: dict[type, Callable[[_Program, Any], int]] = {
+    ast.Literal: _Program._literal, ast.ListLiteral: _Program._list,
+    ast.ConstRef: _Program._const_ref, ast.Now: _Program._now, ast.Path: _Program.path,
+    ast.And: _Program._and, ast.Or: _Program._or, ast.Not: _Program._not,
+    ast.Compare: _Program._compare, ast.Membership: _Program._membership,
+    ast.Call: _Program._call,
+}
 
 
 def _static_key(step: ast.Field | ast.Index) -> str | None:

@@ -206,3 +206,52 @@ def test_compile_and_eval_compiled_from_the_command_line(tmp_path: Path) -> None
 def test_policies_sources_are_kept_for_the_revision() -> None:
     policy = compile_sources([ast.Source("a.lg", "layer a { allow * on * }\n")])
     assert policy.sources[0].text.startswith("layer a")
+
+
+READER_POLICY = """layer a {
+  deny * on doc when context.blocked
+  allow read on doc when resource.properties.owner == subject.id
+    and context.amount < 10
+}
+"""
+
+
+def _doc_request(**context: object) -> dict:
+    return {"subject": {"type": "svc", "id": "alice"}, "action": {"name": "read"},
+            "resource": {"type": "doc", "id": "d1", "properties": {"owner": "alice"}},
+            "context": dict(context)}
+
+
+def test_decisions_with_errors_or_explanations_are_shared_and_exact() -> None:
+    authorizer = Authorizer(compile_policy(parse_policy(READER_POLICY)))
+    first = authorizer.check(_doc_request(blocked=False))  # context.amount is missing
+    again = authorizer.check(_doc_request(blocked=False))
+    assert first is again and not first.allowed
+    assert [(e.rule, e.code, e.path) for e in first.errors] == [
+        ("a.2", "missing_attribute", "context.amount")]
+    typed = authorizer.check(_doc_request(blocked=False, amount="ten"))
+    assert typed is not first and typed.error_codes == ("type_error",)
+    explained = authorizer.check(_doc_request(blocked=False, amount=1), explain=True)
+    assert explained.allowed and explained.layers
+    assert authorizer.check(_doc_request(blocked=False, amount=2), explain=True) is explained
+    assert authorizer.check(_doc_request(blocked=False, amount=2)) is not explained
+
+
+def test_the_one_pass_reader_ignores_extra_keys_and_sends_odd_input_the_long_way() -> None:
+    from types import MappingProxyType
+
+    authorizer = Authorizer(compile_policy(parse_policy(READER_POLICY)))
+    request = _doc_request(blocked=False, amount=1, unused={"deep": [1, 2]})
+    request["resource"]["properties"][7] = "a non-string key"  # the Python API allows it
+    request["extra"] = None
+    assert authorizer.check(request).allowed
+    proxied = dict(request, resource=MappingProxyType(request["resource"]))
+    assert authorizer.check(proxied).allowed  # a Mapping, not a dict: normalized first
+    stranger = _doc_request(blocked=False, amount=1)
+    stranger["resource"]["properties"]["owner"] = "".join(["al", "ice"])  # equal, new object
+    assert authorizer.check(stranger).allowed
+    stranger["resource"]["properties"]["owner"] = "bob"
+    assert not authorizer.check(stranger).allowed
+    with pytest.raises(RequestError) as caught:
+        authorizer.check(dict(request, subject={"type": "svc", "id": 7}))
+    assert caught.value.field == "subject.id"
