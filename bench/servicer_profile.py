@@ -64,21 +64,19 @@ def stages(service: AuthorizerService, setup: Setup) -> dict[str, float]:
     items, defaults, semantic = wire.batch_items(message)
     decisions = setup.cython.check_batch(items, defaults, semantic)
 
-    def encode() -> pb.BatchCheckResponse:
-        out = pb.BatchCheckResponse(revision=setup.cython.revision)
-        for decision in decisions:
-            out.results.append(wire.response(decision, service.ids.next(), layers=False))
-        return out
+    def encode() -> bytes:
+        results = [service.encoder.check_response(d, service.ids.next(), False)
+                   for d in decisions]
+        return service.encoder.batch_response(results, setup.cython.revision)
 
-    response = encode()
     count = len(setup.small)
     return {
         "parse the request (upb)": _per_item(lambda: pb.BatchCheckRequest.FromString(raw), count),
         "items to dicts (wire.batch_items)": _per_item(lambda: wire.batch_items(message), count),
         "decide (check_batch)": _per_item(
             lambda: setup.cython.check_batch(items, defaults, semantic), count),
-        "build responses (wire.response + append)": _per_item(encode, count),
-        "serialize the response": _per_item(response.SerializeToString, count),
+        "encode the response (wire.Encoder: bytes per distinct decision, framed)": _per_item(
+            encode, count),
         "the whole BatchCheck servicer": _per_item(
             lambda: service.BatchCheck(message, _Context()), count),
     }

@@ -146,6 +146,7 @@ class AuthorizerService(rpc.AuthorizerServicer):
         self.grants = grants
         self.log = log
         self.ids = wire.DecisionIds()
+        self.encoder = wire.Encoder()
 
     def _uses_grants(self, authorizer: Authorizer) -> bool:
         """Look grants up only when the store is on and some rule reads `elevation.*`."""
@@ -169,14 +170,15 @@ class AuthorizerService(rpc.AuthorizerServicer):
         return asked or self.log is not None
 
     def _answer(self, decision: Decision, request: Mapping[str, Any], caller: Any,
-                explain: bool, seconds: float) -> pb.CheckResponse:
+                explain: bool, seconds: float) -> bytes:
+        """The serialized CheckResponse, under a new decision id (logged if the log is on)."""
         decision_id = self.ids.next()
         if self.log is not None:
             self.log.record(decision, request, caller, decision_id, seconds)
-        return wire.response(decision, decision_id, layers=explain)
+        return self.encoder.check_response(decision, decision_id, layers=explain)
 
     @_guarded
-    def Check(self, request: pb.CheckRequest, context: grpc.ServicerContext) -> pb.CheckResponse:
+    def Check(self, request: pb.CheckRequest, context: grpc.ServicerContext) -> bytes:
         started = time.perf_counter()
         authorizer = self.holder.current.authorizer
         caller = caller_of(context)
@@ -191,8 +193,7 @@ class AuthorizerService(rpc.AuthorizerServicer):
                             time.perf_counter() - started)
 
     @_guarded
-    def BatchCheck(self, request: pb.BatchCheckRequest,
-                   context: grpc.ServicerContext) -> pb.BatchCheckResponse:
+    def BatchCheck(self, request: pb.BatchCheckRequest, context: grpc.ServicerContext) -> bytes:
         started = time.perf_counter()
         authorizer = self.holder.current.authorizer
         try:
@@ -217,42 +218,61 @@ class AuthorizerService(rpc.AuthorizerServicer):
         if uses_grants:
             decisions = [authorizer.with_grant(d, elevations[i] or {})
                          for i, d in enumerate(decisions)]
-        out = pb.BatchCheckResponse(revision=authorizer.revision)
+        results = []
         each = (time.perf_counter() - started) / max(len(decisions), 1)
         for index, decision in enumerate(decisions):
             if index in unreadable:
                 exc = unreadable[index]
                 decision = invalid_request_decision(exc.message, exc.field, authorizer.revision)
             asked = merged[index] if merged is not None else {}
-            out.results.append(self._answer(decision, asked, caller, request.explain, each))
+            results.append(self._answer(decision, asked, caller, request.explain, each))
         self._record("BatchCheck", decisions, started)
-        return out
+        return self.encoder.batch_response(results, authorizer.revision)
 
     def StreamCheck(self, requests: Iterator[pb.StreamCheckRequest],
-                    context: grpc.ServicerContext) -> Iterator[pb.StreamCheckResponse]:
+                    context: grpc.ServicerContext) -> Iterator[bytes]:
         caller = caller_of(context)
         for message in requests:
             started = time.perf_counter()
             authorizer = self.holder.current.authorizer  # per message: follows reloads
-            out = pb.StreamCheckResponse()
+            results = []
             decided: list[Decision] = []
             for correlation_id, item, explain in wire.stream_items(message):
-                result = out.results.add(correlation_id=correlation_id)
                 item_started = time.perf_counter()
+                invalid_field = ""
                 try:
                     if isinstance(item, RequestError):
                         raise item
                     decision = self._decide(authorizer, item, caller, self._explain(explain))
                 except RequestError as exc:
-                    result.invalid_field = exc.field
+                    invalid_field = exc.field
                     decision = invalid_request_decision(exc.message, exc.field,
                                                         authorizer.revision)
                 asked = item if isinstance(item, dict) else {}
-                result.response.CopyFrom(self._answer(decision, asked, caller, explain,
-                                                      time.perf_counter() - item_started))
+                answer = self._answer(decision, asked, caller, explain,
+                                      time.perf_counter() - item_started)
+                results.append(self.encoder.stream_result(correlation_id, answer, invalid_field))
                 decided.append(decision)
             self._record("StreamCheck", decided, started)
-            yield out
+            yield self.encoder.stream_response(results)
+
+
+def _add_authorizer(service: AuthorizerService, server: grpc.Server) -> None:
+    """The generated registration, except that responses are already bytes (wire.Encoder)."""
+    handlers = {
+        "Check": grpc.unary_unary_rpc_method_handler(
+            service.Check, request_deserializer=pb.CheckRequest.FromString,
+            response_serializer=wire.serialized),
+        "BatchCheck": grpc.unary_unary_rpc_method_handler(
+            service.BatchCheck, request_deserializer=pb.BatchCheckRequest.FromString,
+            response_serializer=wire.serialized),
+        "StreamCheck": grpc.stream_stream_rpc_method_handler(
+            service.StreamCheck, request_deserializer=pb.StreamCheckRequest.FromString,
+            response_serializer=wire.serialized),
+    }
+    name = pb.DESCRIPTOR.services_by_name["Authorizer"].full_name
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, handlers),))
+    server.add_registered_method_handlers(name, handlers)
 
 
 @dataclass
@@ -306,8 +326,8 @@ class Server:
             self.log = DecisionLog(options.decision_log, buffer=options.log_buffer,
                                    max_bytes=options.log_max_bytes, mask_paths=options.log_mask,
                                    on_drop=on_drop)
-        rpc.add_AuthorizerServicer_to_server(
-            AuthorizerService(holder, holder.metrics, self.grants, self.log), self.grpc)
+        _add_authorizer(AuthorizerService(holder, holder.metrics, self.grants, self.log),
+                        self.grpc)
         if options.admin_insecure and not _is_loopback(options.host):
             raise OSError("insecure administration is for loopback only; serve on 127.0.0.1 "
                           "or use mTLS (--client-ca)")

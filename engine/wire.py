@@ -2,6 +2,12 @@
 
 Messages become the AuthZEN-shaped dicts the engine takes, and decisions become messages.
 Properties and context travel as JSON objects in bytes (decoded with orjson).
+
+Decision responses are written as bytes: each distinct decision's `CheckResponse` is
+serialized once (decisions are shared objects), and per item only its decision id is
+appended, then batches and streams are framed by hand (`Encoder`). The server's handlers
+pass those bytes through (`serialized`); tests check they parse to the messages protobuf
+itself would build.
 """
 
 from __future__ import annotations
@@ -28,39 +34,132 @@ OUTCOMES = {"allow": pb.LAYER_OUTCOME_ALLOW, "deny": pb.LAYER_OUTCOME_DENY,
             "no_match": pb.LAYER_OUTCOME_NO_MATCH}
 
 
-def _json_object(raw: bytes, field: str) -> dict[str, Any] | None:
-    if not raw:
-        return None
+def _varint(value: int) -> bytes:
+    """A protobuf base-128 varint (lengths here are never negative)."""
+    if value < 0x80:
+        return _SMALL_VARINTS[value]
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+_SMALL_VARINTS = tuple(bytes((n,)) for n in range(0x80))
+
+
+def _field(tag: bytes, payload: bytes) -> bytes:
+    """A length-delimited field (string, bytes or message): tag, length, payload."""
+    return tag + _varint(len(payload)) + payload
+
+
+# Field tags (field number << 3 | wire type 2) of the messages written by hand.
+_CHECK_RESPONSE_DECISION_ID = b"\x42"  # CheckResponse.decision_id = 8
+_REPEATED_RESULTS = b"\x0a"  # BatchCheckResponse.results = 1, StreamCheckResponse.results = 1
+_BATCH_REVISION = b"\x12"  # BatchCheckResponse.revision = 2
+_STREAM_CORRELATION_ID = b"\x0a"  # StreamResult.correlation_id = 1
+_STREAM_RESPONSE = b"\x12"  # StreamResult.response = 2
+_STREAM_INVALID_FIELD = b"\x1a"  # StreamResult.invalid_field = 3
+
+
+class Encoder:
+    """Response bytes, with each distinct decision serialized only once."""
+
+    def __init__(self, limit: int = 4096) -> None:
+        self.limit = limit
+        # (id(decision), with layers) -> (decision, bytes); holding the decision keeps its id
+        # from being reused while the entry lives.
+        self._bodies: dict[tuple[int, bool], tuple[Decision, bytes]] = {}
+
+    def check_response(self, decision: Decision, decision_id: str, layers: bool) -> bytes:
+        """A serialized CheckResponse (the same message `response()` builds)."""
+        key = (id(decision), layers)
+        found = self._bodies.get(key)
+        if found is None or found[0] is not decision:
+            body = response(decision, "", layers).SerializeToString()
+            if len(self._bodies) >= self.limit:
+                self._bodies.clear()
+            self._bodies[key] = found = (decision, body)
+        if not decision_id:
+            return found[1]
+        return found[1] + _field(_CHECK_RESPONSE_DECISION_ID, decision_id.encode())
+
+    @staticmethod
+    def batch_response(results: list[bytes], revision: str) -> bytes:
+        """A serialized BatchCheckResponse of serialized CheckResponses."""
+        framed = [_field(_REPEATED_RESULTS, result) for result in results]
+        if revision:
+            framed.append(_field(_BATCH_REVISION, revision.encode()))
+        return b"".join(framed)
+
+    @staticmethod
+    def stream_result(correlation_id: str, result: bytes, invalid_field: str = "") -> bytes:
+        """A serialized StreamResult."""
+        out = _field(_STREAM_CORRELATION_ID, correlation_id.encode()) if correlation_id else b""
+        out += _field(_STREAM_RESPONSE, result)
+        if invalid_field:
+            out += _field(_STREAM_INVALID_FIELD, invalid_field.encode())
+        return out
+
+    @staticmethod
+    def stream_response(results: list[bytes]) -> bytes:
+        """A serialized StreamCheckResponse of serialized StreamResults."""
+        return b"".join(_field(_REPEATED_RESULTS, result) for result in results)
+
+
+def serialized(message: Any) -> bytes:
+    """The response serializer of the Authorizer handlers: bytes pass through."""
+    return message if type(message) is bytes else message.SerializeToString()
+
+
+def _json_object(raw: bytes, name: str, suffix: str) -> dict[str, Any]:
+    """A JSON object from bytes; the field path (`name` + `suffix`) is built only on error."""
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise RequestError(field, f"is not valid JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise RequestError(field, "must be a JSON object")
+        raise RequestError(name + suffix, f"is not valid JSON: {exc}") from None
+    if type(value) is not dict:
+        raise RequestError(name + suffix, "must be a JSON object")
     return value
 
 
-def _entity(message: Any, name: str, fields: tuple[str, ...]) -> dict[str, Any]:
-    """An entity message as a dict; empty strings are absent (proto3 cannot tell them apart)."""
-    out: dict[str, Any] = {key: getattr(message, key) for key in fields if getattr(message, key)}
-    properties = _json_object(message.properties_json, f"{name}.properties_json")
-    if properties is not None:
-        out["properties"] = properties
+def _typed_entity(message: Any, name: str) -> dict[str, Any]:
+    """A Subject or Resource as a dict; empty strings are absent (proto3 cannot tell)."""
+    out: dict[str, Any] = {}
+    kind, identifier, raw = message.type, message.id, message.properties_json
+    if kind:
+        out["type"] = kind
+    if identifier:
+        out["id"] = identifier
+    if raw:
+        out["properties"] = _json_object(raw, name, ".properties_json")
     return out
 
 
-def request_dict(message: Any, prefix: str = "") -> dict[str, Any]:
+def _action(message: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    action, raw = message.name, message.properties_json
+    if action:
+        out["name"] = action
+    if raw:
+        out["properties"] = _json_object(raw, "action", ".properties_json")
+    return out
+
+
+def request_dict(message: Any) -> dict[str, Any]:
     """A CheckRequest or BatchItem as an AuthZEN dict (only the fields it sets)."""
     out: dict[str, Any] = {}
-    if message.HasField("subject"):
-        out["subject"] = _entity(message.subject, prefix + "subject", ("type", "id"))
-    if message.HasField("action"):
-        out["action"] = _entity(message.action, prefix + "action", ("name",))
-    if message.HasField("resource"):
-        out["resource"] = _entity(message.resource, prefix + "resource", ("type", "id"))
-    context = _json_object(message.context_json, prefix + "context_json")
-    if context is not None:
-        out["context"] = context
+    has = message.HasField
+    if has("subject"):
+        out["subject"] = _typed_entity(message.subject, "subject")
+    if has("action"):
+        out["action"] = _action(message.action)
+    if has("resource"):
+        out["resource"] = _typed_entity(message.resource, "resource")
+    raw = message.context_json
+    if raw:
+        out["context"] = _json_object(raw, "context_json", "")
     return out
 
 
@@ -74,9 +173,9 @@ def batch_items(message: pb.BatchCheckRequest) -> tuple[list[Any], dict[str, Any
     items: list[Any] = []
     for index, item in enumerate(message.items):
         try:
-            items.append(request_dict(item, f"items[{index}]."))
+            items.append(request_dict(item))
         except RequestError as exc:
-            items.append(exc)
+            items.append(RequestError(f"items[{index}].{exc.field}", exc.message))
     return items, defaults, semantic
 
 
