@@ -23,8 +23,20 @@ def _parser() -> Lark:
 MAX_DEPTH = 200  # nesting of declarations and conditions; deeper is `expression_too_deep`
 
 
+PARSED_FILES_KEPT = 1024  # parsed modules kept by (source, text): a reload skips unchanged files
+
+
 def parse_module(text: str, source: str = "<policy>") -> ast.Module:
-    """Parse one policy file. Raises `PolicyError` with a coded syntax diagnostic."""
+    """Parse one policy file. Raises `PolicyError` with a coded syntax diagnostic.
+
+    The AST is immutable, so a file parsed before with the same name and text is returned from
+    a cache: reloading a large policy re-parses only the files that changed.
+    """
+    return _parse_cached(text, source)
+
+
+@lru_cache(maxsize=PARSED_FILES_KEPT)
+def _parse_cached(text: str, source: str) -> ast.Module:  # failures raise, so are not kept
     lines = SourceLines()
     try:
         tree = _parser().parse(text)

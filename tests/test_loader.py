@@ -60,3 +60,22 @@ def test_data_files(tmp_path: Path) -> None:
     assert _codes(lambda: parse_data("[1, 2]", "data.json")) == ["invalid_data"]
     assert _codes(lambda: parse_data("a: [", "data.yaml")) == ["invalid_data"]
     assert parse_data("", "empty.yaml") == {}
+
+
+def test_unchanged_files_are_not_parsed_again(tmp_path: Path) -> None:
+    from layergate.dsl.parser import parse_module
+
+    text = "layer a {\n  allow read on doc\n}\n"
+    first = parse_module(text, "cached.lg")
+    assert parse_module(text, "cached.lg") is first  # same name and text: the kept AST
+    assert parse_module(text, "other.lg") is not first  # spans name their file
+    assert parse_module(text + "\n", "cached.lg") is not first
+    broken = "layer a {\n  allow read on\n}\n"
+    for _ in range(2):  # a failure is raised every time, never kept as a result
+        with pytest.raises(PolicyError):
+            parse_module(broken, "cached.lg")
+    policy = tmp_path / "policy.lg"
+    policy.write_text(text)
+    assert load_policy(policy).layers[0].rules[0].id == "a.1"
+    policy.write_text(text.replace("read", "write"))
+    assert load_policy(policy).layers[0].rules[0].actions.names == ("write",)
