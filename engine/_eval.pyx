@@ -17,10 +17,9 @@ import time
 
 cimport cython
 from cpython.bytes cimport PyBytes_FromStringAndSize
-from cpython.dict cimport PyDict_CheckExact
-from cpython.list cimport PyList_CheckExact, PyList_GET_ITEM, PyList_GET_SIZE
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport PyObject
-from cpython.unicode cimport PyUnicode_Check, PyUnicode_CheckExact, PyUnicode_Tailmatch
+from cpython.unicode cimport PyUnicode_Check, PyUnicode_Tailmatch
 from libc.math cimport INFINITY
 from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.stdlib cimport free, malloc
@@ -308,8 +307,7 @@ cdef class Evaluator:
 
     cdef void _build_trie(self, tables) except *:
         """A trie of the request paths the policy reads, so one pass over each dict fills them."""
-        nodes = {(TOP, key): 1 + r for r, key in enumerate(("subject", "action", "resource",
-                                                              "context", "caller", "elevation"))
+        nodes = {(TOP, key): 1 + r for r, key in enumerate(ROOTS)
                  if key != "caller"}  # the caller is not read from the request body
         cells = [-1] * 7
         for slot in range(self.nslots):
@@ -345,10 +343,11 @@ cdef class Evaluator:
         hashes = array("q", [0]) * size
         keys = [None] * size
         for (parent, key), child in nodes.items():
-            at = self._probe_start(parent, hash(key))
+            key_hash = hash(key)
+            at = self._probe_start(parent, key_hash)
             while parents[at] >= 0:
                 at = (at + 1) & self.trie_mask
-            parents[at], children[at], hashes[at], keys[at] = parent, child, hash(key), key
+            parents[at], children[at], hashes[at], keys[at] = parent, child, key_hash, key
         self.probe_parent = self._i32(parents)
         self.probe_child = self._i32(children)
         self.probe_hash = self._i64(hashes)
@@ -420,8 +419,8 @@ cdef class Evaluator:
     # ---- the Authorizer signature ----------------------------------------------------------
 
     cdef _Request _take(self, object caller):
-        cdef _Request req = self.spare.pop() if self.spare else _Request(self.ncells, self.words, self.nrules,
-                                                                 self.nlayers)
+        cdef _Request req = (self.spare.pop() if self.spare else
+                             _Request(self.ncells, self.words, self.nrules, self.nlayers))
         req.caller = normalize_caller(caller) if caller else _EMPTY
         req.now_ready = False
         return req
@@ -525,7 +524,10 @@ cdef class Evaluator:
 
     cdef inline int64_t _shape_id(self, _Request req, int k) noexcept:
         """The intern id of a shape field (a string), kept in its cell for later reads."""
-        cdef Val* value = &req.slot_val[self.shape_cell[k]]
+        return self._string_id(&req.slot_val[self.shape_cell[k]])
+
+    cdef inline int64_t _string_id(self, Val* value) noexcept:
+        """A string value's intern id (-1: not a policy string), looked up on first need."""
         if value.i == LAZY:
             value.i = self._sid(value.obj)
         return value.i
@@ -542,10 +544,10 @@ cdef class Evaluator:
         v.i = 0
         v.num = 0.0
         v.obj = o
-        if PyUnicode_CheckExact(<object>o):  # exact JSON types first: no subtype checks
+        if PyUnicode_Check(<object>o):  # flag checks first; PyFloat_Check walks the MRO
             v.tag = T_STR
             v.i = LAZY
-        elif PyDict_CheckExact(<object>o):
+        elif PyDict_Check(o):
             v.tag = T_OBJ
         elif o == Py_True or o == Py_False:
             v.tag = T_BOOL
@@ -556,16 +558,13 @@ cdef class Evaluator:
             if v.num == -1.0 and PyErr_Occurred() != NULL:  # too large for a double
                 PyErr_Clear()
                 v.num = INFINITY if _PyLong_Sign(o) > 0 else -INFINITY
-        elif PyList_CheckExact(<object>o) or PyList_Check(o):
+        elif PyList_Check(o):
             v.tag = T_LIST
             v.i = -1
         elif PyFloat_Check(o):
             v.tag = T_NUM
             v.num = PyFloat_AS_DOUBLE(o)
-        elif PyUnicode_Check(<object>o):
-            v.tag = T_STR
-            v.i = LAZY
-        elif PyDict_Check(o) or _is_mapping(o):
+        elif _is_mapping(o):
             v.tag = T_OBJ
         else:
             v.tag = T_OTHER
@@ -881,7 +880,7 @@ cdef class Evaluator:
     cdef inline void _intern(self, _Request req, int node, Val* value) noexcept:
         """Look up a request string's intern id once; a slot keeps it for later reads."""
         if value.tag == T_STR and value.i == LAZY:
-            value.i = self._sid(value.obj)
+            self._string_id(value)
             if self.node_op[node] == SLOT:
                 req.slot_val[self.node_a[node]].i = value.i
 
@@ -1171,9 +1170,7 @@ cdef class Evaluator:
                 return self._fail(req, E_TYPE, text)
         for k in range(self._len(roles[0])):
             item = self._item(roles[0], k)
-            if item.i == LAZY:
-                item.i = self._sid(item.obj)
-            if item.i < 0:
+            if self._string_id(&item) < 0:
                 continue
             role = self.role_of_sid[item.i]
             if role >= 0 and (req.mask[role >> 6] >> (role & 63)) & 1:

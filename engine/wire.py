@@ -124,26 +124,16 @@ def _json_object(raw: bytes, name: str, suffix: str) -> dict[str, Any]:
     return value
 
 
-def _typed_entity(message: Any, name: str) -> dict[str, Any]:
-    """A Subject or Resource as a dict; empty strings are absent (proto3 cannot tell)."""
+def _entity(message: Any, name: str, fields: tuple[str, ...]) -> dict[str, Any]:
+    """An entity message as a dict; empty strings are absent (proto3 cannot tell them apart)."""
     out: dict[str, Any] = {}
-    kind, identifier, raw = message.type, message.id, message.properties_json
-    if kind:
-        out["type"] = kind
-    if identifier:
-        out["id"] = identifier
+    for key in fields:
+        value = getattr(message, key)
+        if value:
+            out[key] = value
+    raw = message.properties_json
     if raw:
         out["properties"] = _json_object(raw, name, ".properties_json")
-    return out
-
-
-def _action(message: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    action, raw = message.name, message.properties_json
-    if action:
-        out["name"] = action
-    if raw:
-        out["properties"] = _json_object(raw, "action", ".properties_json")
     return out
 
 
@@ -152,11 +142,11 @@ def request_dict(message: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     has = message.HasField
     if has("subject"):
-        out["subject"] = _typed_entity(message.subject, "subject")
+        out["subject"] = _entity(message.subject, "subject", ("type", "id"))
     if has("action"):
-        out["action"] = _action(message.action)
+        out["action"] = _entity(message.action, "action", ("name",))
     if has("resource"):
-        out["resource"] = _typed_entity(message.resource, "resource")
+        out["resource"] = _entity(message.resource, "resource", ("type", "id"))
     raw = message.context_json
     if raw:
         out["context"] = _json_object(raw, "context_json", "")
