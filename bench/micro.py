@@ -26,6 +26,7 @@ from layergate.dsl.literals import parse_timestamp
 from layergate.engine import Authorizer, Interpreter, compile_policy
 from layergate.engine.tables import Tables
 
+from .report import write_block
 from .workload import NOW, Workload, build, synthetic_rules
 
 CLOCK_SECONDS = parse_timestamp(NOW) / 1_000_000
@@ -197,11 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     table = report([int(s) for s in args.sizes.split(",")], args.rounds)
     print(table)
     if args.write:
-        text = args.write.read_text()
-        start, end = "<!-- micro:start -->", "<!-- micro:end -->"
-        head, _, rest = text.partition(start)
-        _, _, tail = rest.partition(end)
-        args.write.write_text(f"{head}{start}\n{table}\n{end}{tail}")
+        write_block(args.write, table, "micro")
     return 0
 
 

@@ -15,8 +15,6 @@ MODE_LABELS = {
     "stream": "StreamCheck, pipelined",
 }
 LATENCY_MODES = ("unary_c1",)  # modes whose headline figure is a latency, not a throughput
-START, END = "<!-- bench:start -->", "<!-- bench:end -->"
-BLOCK = re.compile(rf"^{re.escape(START)}$.*?^{re.escape(END)}$", re.MULTILINE | re.DOTALL)
 
 
 def _per_decision(seconds: float) -> str:
@@ -206,9 +204,12 @@ def markdown(document: dict[str, Any], charts: Sequence[str] = ()) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def write_block(path: Path, text: str) -> None:
-    """Replace the bench block of `path` (markers on lines of their own; appended if absent)."""
+def write_block(path: Path, text: str, name: str = "bench") -> None:
+    """Replace the `name` block of `path`: the lines between `<!-- name:start -->` and
+    `<!-- name:end -->` (markers on lines of their own; the block is appended if absent)."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    pattern = re.compile(rf"^{re.escape(start)}$.*?^{re.escape(end)}$", re.MULTILINE | re.DOTALL)
     current = path.read_text() if path.exists() else ""
-    block = f"{START}\n{text}{END}"
-    replaced, count = BLOCK.subn(lambda match: block, current, count=1)
+    block = f"{start}\n{text.rstrip(chr(10))}\n{end}"
+    replaced, count = pattern.subn(lambda match: block, current, count=1)
     path.write_text(replaced if count else current.rstrip("\n") + f"\n\n{block}\n")
