@@ -79,3 +79,21 @@ def test_unchanged_files_are_not_parsed_again(tmp_path: Path) -> None:
     assert load_policy(policy).layers[0].rules[0].id == "a.1"
     policy.write_text(text.replace("read", "write"))
     assert load_policy(policy).layers[0].rules[0].actions.names == ("write",)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_parsing_leaves_the_garbage_collector_as_it_found_it(enabled: bool) -> None:
+    import gc
+
+    from layergate.dsl.parser import parse_module
+
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        parse_module("layer gc_state {\n  allow read on doc\n}\n", f"gc-{enabled}.lg")
+        assert gc.isenabled() is enabled
+        with pytest.raises(PolicyError):
+            parse_module("layer gc_state {\n  allow read on\n}\n", f"gc-{enabled}.lg")
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
