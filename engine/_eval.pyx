@@ -19,7 +19,9 @@ cimport cython
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport PyObject
-from cpython.unicode cimport PyUnicode_Check, PyUnicode_Tailmatch
+from cpython.unicode cimport (
+    PyUnicode_Check, PyUnicode_CheckExact, PyUnicode_FromObject, PyUnicode_Tailmatch,
+)
 from libc.math cimport INFINITY
 from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.stdlib cimport free, malloc
@@ -64,6 +66,32 @@ cdef extern from "Python.h":
     int _PyLong_Sign(PyObject* o)
 
 cdef dict _EMPTY = {}
+
+
+cdef struct Cell:
+    # One pre-joined data cell, its constant copied in: an entity's cells sit side by side.
+    int32_t error  # error code, or -1
+    int32_t text   # the path text of the error
+    int32_t tag
+    int64_t i
+    double num
+    PyObject* obj
+
+
+cdef struct EntityKey:
+    # A slot of the open-addressing table (document, key text) -> row; text NULL when free.
+    Py_hash_t hash
+    PyObject* text
+    int32_t doc
+    int32_t row
+
+
+cdef struct Net:
+    # A parsed network: version 0 not parsed yet, -1 not a network.
+    int version
+    int prefix
+    uint64_t hi
+    uint64_t lo
 
 
 cdef inline PyObject* _get(object mapping, object key) except? NULL:
@@ -125,6 +153,9 @@ cdef class _Request:
     cdef int nerrors
     cdef int32_t* errors  # (rule, code, text) per evaluation error, at most one per rule
     cdef int32_t* key     # scratch for the decision cache key
+    cdef PyObject* row_text  # the last data key looked up in this request, its document, row
+    cdef int row_doc
+    cdef int row
     cdef object keep  # the normalized request when the input needed the Python path
     cdef object caller
 
@@ -154,6 +185,7 @@ cdef class _Request:
     cdef void reset(self):
         memset(self.slot_state, 0, max(self.nslots, 1))
         self.mask_ready = False
+        self.row_text = NULL
         self.nerrors = 0
         self.keep = None
 
@@ -201,11 +233,13 @@ cdef class Evaluator:
     cdef int32_t* list_items
     cdef int32_t* column_doc
     cdef int32_t* column_key_text
-    cdef int32_t* column_cell_start
-    cdef int32_t* cell_const
-    cdef int32_t* cell_error
-    cdef int32_t* cell_text
-    cdef int32_t* doc_row       # dense: doc d, string s -> row or -1 (ndocs x nstrings)
+    cdef int32_t* column_pos     # column -> its place in a row of its document
+    cdef int32_t* doc_width      # document -> columns per row
+    cdef int64_t* doc_base       # document -> its first cell
+    cdef Cell* cells             # row-major: doc_base[d] + row * doc_width[d] + column_pos[c]
+    cdef EntityKey* entity_keys
+    cdef Py_ssize_t entity_mask
+    cdef Net* net_of_sid         # parsed networks by string id (NULL: the policy has no cidr)
     cdef int nstrings
     cdef int32_t* role_of_sid   # dense: string id -> role or -1
     cdef int64_t* grant_keys
@@ -227,7 +261,7 @@ cdef class Evaluator:
     cdef list probe_seen        # the last equal key object met there (JSON decoders reuse them)
     cdef dict decision_cache  # decisions with errors, or explained: key bytes -> Decision
     cdef dict address_cache
-    cdef dict network_cache
+    cdef dict network_cache  # networks that are not policy strings (request values)
     cdef list spare  # idle scratch spaces: a call takes one, or makes one, and gives it back
 
     def __init__(self, tables, clock=time.time):
@@ -275,17 +309,10 @@ cdef class Evaluator:
         self.list_items = self._i32(tables.list_items)
         self.column_doc = self._i32(tables.column_doc)
         self.column_key_text = self._i32(tables.column_key_text)
-        self.column_cell_start = self._i32(tables.column_cell_start)
-        self.cell_const = self._i32(tables.cell_const)
-        self.cell_error = self._i32(tables.cell_error)
-        self.cell_text = self._i32(tables.cell_text)
-        ndocs = len(tables.doc_entity_start) - 1
-        rows = array("i", [-1]) * max(ndocs * self.nstrings, 1)
-        for d in range(ndocs):
-            start = tables.doc_entity_start[d]
-            for row, sid in enumerate(tables.doc_entities[start:tables.doc_entity_start[d + 1]]):
-                rows[d * self.nstrings + sid] = row
-        self.doc_row = self._i32(rows)
+        self._build_entities(tables)
+        self.net_of_sid = NULL
+        if CIDR in tables.node_op:
+            self.net_of_sid = <Net*>self._zeroed(max(self.nstrings, 1) * sizeof(Net))
         roles = array("i", [-1]) * max(self.nstrings, 1)
         for r, sid in enumerate(tables.role_names):
             roles[sid] = r
@@ -397,6 +424,81 @@ cdef class Evaluator:
             if self.trie_branch[child] and PyDict_Check(value):
                 self._fill(req, value, child)
         return 0
+
+    cdef void _build_entities(self, tables) except *:
+        """Lay the pre-joined data out row by row (the tables keep it column by column), so the
+        cells one entity's rules read share cache lines, and index the rows by key text."""
+        cdef int ndocs = len(tables.doc_entity_start) - 1
+        cdef int ncolumns = len(tables.column_doc)
+        cdef int c, d, row, width
+        cdef int32_t source
+        cdef Py_ssize_t nentities = tables.doc_entity_start[ndocs], size = 1, slot
+        cdef Cell* cell
+        cdef Val value
+        cdef PyObject* text
+        cdef Py_hash_t text_hash
+        widths = [0] * max(ndocs, 1)
+        positions = []
+        for c in range(ncolumns):
+            positions.append(widths[tables.column_doc[c]])
+            widths[tables.column_doc[c]] += 1
+        bases = []
+        total = 0
+        for d in range(ndocs):
+            bases.append(total)
+            total += widths[d] * (tables.doc_entity_start[d + 1] - tables.doc_entity_start[d])
+        self.column_pos = self._i32(positions)
+        self.doc_width = self._i32(widths)
+        self.doc_base = self._i64(bases)
+        self.cells = <Cell*>self._zeroed(max(total, 1) * sizeof(Cell))
+        cell_const, cell_error, cell_text = tables.cell_const, tables.cell_error, tables.cell_text
+        for c in range(ncolumns):
+            d = tables.column_doc[c]
+            width = widths[d]
+            first = tables.column_cell_start[c]
+            for row in range(tables.column_cell_start[c + 1] - first):
+                cell = &self.cells[bases[d] + row * width + positions[c]]
+                cell.error = cell_error[first + row]
+                cell.text = cell_text[first + row]
+                if cell.error < 0:
+                    source = cell_const[first + row]
+                    value = self._const(source)
+                    cell.tag, cell.i, cell.num, cell.obj = value.tag, value.i, value.num, value.obj
+        while size < 2 * nentities:
+            size <<= 1
+        self.entity_mask = size - 1
+        self.entity_keys = <EntityKey*>self._zeroed(size * sizeof(EntityKey))
+        for d in range(ndocs):
+            start = tables.doc_entity_start[d]
+            for row, sid in enumerate(tables.doc_entities[start:tables.doc_entity_start[d + 1]]):
+                text = PyTuple_GET_ITEM(self.strings, sid)
+                text_hash = _text_hash(text)
+                slot = _entity_slot(text_hash, d, self.entity_mask)
+                while self.entity_keys[slot].text != NULL:
+                    slot = (slot + 1) & self.entity_mask
+                self.entity_keys[slot].hash = text_hash
+                self.entity_keys[slot].text = text
+                self.entity_keys[slot].doc = d
+                self.entity_keys[slot].row = row
+
+    cdef int _entity_row(self, int doc, PyObject* text) except -2:
+        """The row of entity `text` in document `doc`, or -1."""
+        cdef Py_hash_t text_hash = _text_hash(text)
+        cdef Py_ssize_t slot = _entity_slot(text_hash, doc, self.entity_mask)
+        cdef EntityKey* key
+        while True:
+            key = &self.entity_keys[slot]
+            if key.text == NULL:
+                return -1
+            if (key.hash == text_hash and key.doc == doc
+                    and (key.text == text or _same_text(key.text, text))):
+                return key.row
+            slot = (slot + 1) & self.entity_mask
+
+    cdef char* _zeroed(self, Py_ssize_t nbytes) except NULL:
+        buffer = bytearray(nbytes)  # zero-filled, freed with the evaluator
+        self._keep.append(buffer)
+        return <char*>buffer
 
     cdef int32_t* _i32(self, values) except NULL:
         buffer = array("i", values or [0])
@@ -811,7 +913,6 @@ cdef class Evaluator:
         if code == DATA_COL:
             if self._eval(req, b, &left):
                 return 1
-            self._intern(req, b, &left)
             return self._data_col(req, a, &left, out)
         if code == WALK:
             if self._eval(req, a, out):
@@ -906,18 +1007,21 @@ cdef class Evaluator:
 
     cdef int _data_col(self, _Request req, int column, Val* key, Val* out) except -1:
         cdef int32_t text = self.column_key_text[column]
-        cdef int row, cell
+        cdef int doc = self.column_doc[column], row
+        cdef Cell* cell
         if key.tag != T_STR:
             return self._fail(req, E_TYPE, text)
-        if key.i < 0:
-            return self._fail(req, E_UNKNOWN_ENTITY, text)
-        row = self.doc_row[self.column_doc[column] * self.nstrings + key.i]
+        if key.obj == req.row_text and doc == req.row_doc:  # rules read one entity many times
+            row = req.row
+        else:
+            row = self._entity_row(doc, key.obj)
+            req.row_text, req.row_doc, req.row = key.obj, doc, row
         if row < 0:
             return self._fail(req, E_UNKNOWN_ENTITY, text)
-        cell = self.column_cell_start[column] + row
-        if self.cell_error[cell] >= 0:
-            return self._fail(req, self.cell_error[cell], self.cell_text[cell])
-        out[0] = self._const(self.cell_const[cell])
+        cell = &self.cells[self.doc_base[doc] + row * self.doc_width[doc] + self.column_pos[column]]
+        if cell.error >= 0:
+            return self._fail(req, cell.error, cell.text)
+        out.tag, out.i, out.num, out.obj = cell.tag, cell.i, cell.num, cell.obj
         return 0
 
     cdef int _walk(self, _Request req, int first, int count, Val* value) except -1:
@@ -1056,6 +1160,7 @@ cdef class Evaluator:
         cdef uint64_t hi, lo
         cdef Py_ssize_t k, size
         cdef Val item
+        cdef Net network
         cdef bint found = False
         if not self._address(address.obj, &version, &hi, &lo):
             return self._fail(req, E_INVALID, address_text)
@@ -1067,11 +1172,10 @@ cdef class Evaluator:
             size = self._len(ranges[0])
         for k in range(size):
             item = ranges[0] if ranges.tag == T_STR else self._item(ranges[0], k)
-            network = self._network(item.obj)
-            if network is None:
+            if not self._network(&item, &network):
                 return self._fail(req, E_INVALID, range_text)
-            if not found and network[0] == version:
-                found = _in_network(hi, lo, network)
+            if not found and network.version == version:
+                found = _in_network(hi, lo, &network)
         self._set_bool(out, found)
         return 0
 
@@ -1102,20 +1206,23 @@ cdef class Evaluator:
         lo[0] = cached[2]
         return True
 
-    cdef object _network(self, PyObject* text):
-        cached = self.network_cache.get(<object>text, False)
+    cdef bint _network(self, Val* text, Net* out) except -1:
+        """Parse a network once: policy and data strings by id, request strings by text."""
+        cdef Net* known
+        if text.i >= 0 and self.net_of_sid != NULL:
+            known = &self.net_of_sid[text.i]
+            if known.version == 0:
+                _set_network(known, _parse_network(text.obj))
+            out[0] = known[0]
+            return out.version > 0
+        cached = self.network_cache.get(<object>text.obj, False)
         if cached is False:
-            try:
-                network = parse_network(<object>text)
-                value = int(network.network_address)
-                cached = (network.version, value >> 64, value & 0xFFFF_FFFF_FFFF_FFFF,
-                          network.prefixlen)
-            except ValueError:
-                cached = None
+            cached = _parse_network(text.obj)
             if len(self.network_cache) >= CACHE_LIMIT:
                 self.network_cache.clear()
-            self.network_cache[<object>text] = cached
-        return cached
+            self.network_cache[<object>text.obj] = cached
+        _set_network(out, cached)
+        return out.version > 0
 
     cdef int _sets(self, _Request req, int n, Val* left, Val* right, Val* out) except -1:
         cdef Py_ssize_t i, j, nl, nr
@@ -1220,6 +1327,17 @@ cdef bint _is_mapping(PyObject* o) noexcept:
     return found == 1
 
 
+cdef inline Py_hash_t _text_hash(PyObject* text) except? -1:
+    """str's own hash (cached in the object), also for a subclass that redefines __hash__."""
+    if PyUnicode_CheckExact(<object>text):
+        return PyObject_Hash(text)
+    return hash(PyUnicode_FromObject(<object>text))
+
+
+cdef inline Py_ssize_t _entity_slot(Py_hash_t text_hash, int doc, Py_ssize_t mask) noexcept:
+    return <Py_ssize_t>((<uint64_t>text_hash ^ (<uint64_t>doc * 0x9E3779B97F4A7C15)) & <uint64_t>mask)
+
+
 cdef inline bint _same_text(PyObject* x, PyObject* y) noexcept:
     """Equal str contents (CPython stores equal strings in the same kind)."""
     cdef Py_ssize_t n = PyUnicode_GET_LENGTH(x)
@@ -1266,11 +1384,28 @@ cdef bint _parse_ipv4(PyObject* text, uint64_t* out):
     return True
 
 
-cdef bint _in_network(uint64_t hi, uint64_t lo, tuple network):
-    cdef uint64_t net_hi = network[1], net_lo = network[2]
-    cdef int prefix = network[3]
+cdef object _parse_network(PyObject* text):
+    """(version, high 64 bits, low 64 bits, prefix length) of a network, None if it is not one."""
+    try:
+        network = parse_network(<object>text)
+    except ValueError:
+        return None
+    value = int(network.network_address)
+    return network.version, value >> 64, value & 0xFFFF_FFFF_FFFF_FFFF, network.prefixlen
+
+
+cdef void _set_network(Net* out, object parsed) except *:
+    if parsed is None:
+        out.version = -1
+        return
+    out.version, out.hi, out.lo, out.prefix = parsed
+
+
+cdef bint _in_network(uint64_t hi, uint64_t lo, Net* network) noexcept:
+    cdef uint64_t net_hi = network.hi, net_lo = network.lo
+    cdef int prefix = network.prefix
     cdef uint64_t mask_hi, mask_lo
-    if network[0] == 4:
+    if network.version == 4:
         mask_lo = 0 if prefix == 0 else ((<uint64_t>0xFFFFFFFF) << (32 - prefix)) & 0xFFFFFFFF
         return (lo & mask_lo) == net_lo
     if prefix >= 64:
