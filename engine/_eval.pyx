@@ -68,14 +68,19 @@ cdef extern from "Python.h":
 cdef dict _EMPTY = {}
 
 
+cdef struct Constant:
+    # Everything a read of a constant needs, in one place (the tables keep one array per field).
+    Val value       # a list: i is the constant's own index, obj NULL
+    int32_t items   # a list: its first item in list_items
+    int32_t length  # a list: its length
+    int32_t roles   # a list of role names: its bitset, else -1
+
+
 cdef struct Cell:
     # One pre-joined data cell, its constant copied in: an entity's cells sit side by side.
     int32_t error  # error code, or -1
     int32_t text   # the path text of the error
-    int32_t tag
-    int64_t i
-    double num
-    PyObject* obj
+    Val value
 
 
 cdef struct EntityKey:
@@ -225,11 +230,7 @@ cdef class Evaluator:
     cdef int32_t* step_key
     cdef int32_t* step_text
     cdef int32_t* step_missing
-    cdef int32_t* const_tag
-    cdef int64_t* const_int
-    cdef double* const_num
-    cdef int32_t* const_len
-    cdef int32_t* const_roles
+    cdef Constant* consts
     cdef int32_t* list_items
     cdef int32_t* column_doc
     cdef int32_t* column_key_text
@@ -301,11 +302,7 @@ cdef class Evaluator:
         self.step_key = self._i32(tables.step_key)
         self.step_text = self._i32(tables.step_text)
         self.step_missing = self._i32(tables.step_missing)
-        self.const_tag = self._i32(tables.const_tag)
-        self.const_int = self._i64(tables.const_int)
-        self.const_num = self._f64(tables.const_num)
-        self.const_len = self._i32(tables.const_len)
-        self.const_roles = self._i32(tables.const_roles)
+        self._build_consts(tables)
         self.list_items = self._i32(tables.list_items)
         self.column_doc = self._i32(tables.column_doc)
         self.column_key_text = self._i32(tables.column_key_text)
@@ -425,16 +422,33 @@ cdef class Evaluator:
                 self._fill(req, value, child)
         return 0
 
+    cdef void _build_consts(self, tables) except *:
+        cdef Py_ssize_t c
+        cdef Constant* record
+        self.consts = <Constant*>self._zeroed(max(len(tables.const_tag), 1) * sizeof(Constant))
+        for c in range(len(tables.const_tag)):
+            record = &self.consts[c]
+            record.value.tag = tables.const_tag[c]
+            record.value.i = tables.const_int[c]
+            record.value.num = tables.const_num[c]
+            record.length = tables.const_len[c]
+            record.roles = tables.const_roles[c]
+            if record.value.tag == T_STR:
+                record.value.obj = PyTuple_GET_ITEM(self.strings, record.value.i)
+            elif record.value.tag == T_LIST:
+                record.items = tables.const_int[c]
+                record.value.i = c
+            elif record.value.tag == T_OBJ:
+                record.value.obj = PyTuple_GET_ITEM(self.objects, record.value.i)
+
     cdef void _build_entities(self, tables) except *:
         """Lay the pre-joined data out row by row (the tables keep it column by column), so the
         cells one entity's rules read share cache lines, and index the rows by key text."""
         cdef int ndocs = len(tables.doc_entity_start) - 1
         cdef int ncolumns = len(tables.column_doc)
         cdef int c, d, row, width
-        cdef int32_t source
         cdef Py_ssize_t nentities = tables.doc_entity_start[ndocs], size = 1, slot
         cdef Cell* cell
-        cdef Val value
         cdef PyObject* text
         cdef Py_hash_t text_hash
         widths = [0] * max(ndocs, 1)
@@ -461,9 +475,7 @@ cdef class Evaluator:
                 cell.error = cell_error[first + row]
                 cell.text = cell_text[first + row]
                 if cell.error < 0:
-                    source = cell_const[first + row]
-                    value = self._const(source)
-                    cell.tag, cell.i, cell.num, cell.obj = value.tag, value.i, value.num, value.obj
+                    cell.value = self._const(cell_const[first + row])
         while size < 2 * nentities:
             size <<= 1
         self.entity_mask = size - 1
@@ -672,28 +684,17 @@ cdef class Evaluator:
             v.tag = T_OTHER
         return v
 
-    cdef Val _const(self, int c) noexcept:
-        cdef Val v
-        v.tag = self.const_tag[c]
-        v.i = self.const_int[c]
-        v.num = self.const_num[c]
-        v.obj = NULL
-        if v.tag == T_STR:
-            v.obj = PyTuple_GET_ITEM(self.strings, v.i)
-        elif v.tag == T_LIST:
-            v.i = c
-        elif v.tag == T_OBJ:
-            v.obj = PyTuple_GET_ITEM(self.objects, v.i)
-        return v
+    cdef inline Val _const(self, int c) noexcept:
+        return self.consts[c].value
 
     cdef inline Py_ssize_t _len(self, Val v) noexcept:
         if v.obj == NULL:
-            return self.const_len[v.i]
+            return self.consts[v.i].length
         return PyList_GET_SIZE(<object>v.obj)
 
     cdef inline Val _item(self, Val v, Py_ssize_t k) noexcept:
         if v.obj == NULL:
-            return self._const(self.list_items[self.const_int[v.i] + k])
+            return self._const(self.list_items[self.consts[v.i].items + k])
         return self._classify(PyList_GET_ITEM(<object>v.obj, k))
 
     # ---- layers and rules ------------------------------------------------------------------
@@ -1021,7 +1022,7 @@ cdef class Evaluator:
         cell = &self.cells[self.doc_base[doc] + row * self.doc_width[doc] + self.column_pos[column]]
         if cell.error >= 0:
             return self._fail(req, cell.error, cell.text)
-        out.tag, out.i, out.num, out.obj = cell.tag, cell.i, cell.num, cell.obj
+        out[0] = cell.value
         return 0
 
     cdef int _walk(self, _Request req, int first, int count, Val* value) except -1:
@@ -1264,8 +1265,8 @@ cdef class Evaluator:
         if roles.tag != T_LIST:
             return self._fail(req, E_TYPE, text)
         self._mask(req)
-        if roles.obj == NULL and self.const_roles[roles.i] >= 0:
-            bits = self.const_roles[roles.i]
+        if roles.obj == NULL and self.consts[roles.i].roles >= 0:
+            bits = self.consts[roles.i].roles
             for w in range(self.words):
                 if self.bitset_words[bits * self.words + w] & req.mask[w]:
                     found = True
@@ -1335,7 +1336,7 @@ cdef inline Py_hash_t _text_hash(PyObject* text) except? -1:
 
 
 cdef inline Py_ssize_t _entity_slot(Py_hash_t text_hash, int doc, Py_ssize_t mask) noexcept:
-    return <Py_ssize_t>((<uint64_t>text_hash ^ (<uint64_t>doc * 0x9E3779B97F4A7C15)) & <uint64_t>mask)
+    return <Py_ssize_t>((<uint64_t>text_hash ^ (<uint64_t>doc * 0x9E3779B97F4A7C15ULL)) & <uint64_t>mask)
 
 
 cdef inline bint _same_text(PyObject* x, PyObject* y) noexcept:
@@ -1406,7 +1407,7 @@ cdef bint _in_network(uint64_t hi, uint64_t lo, Net* network) noexcept:
     cdef int prefix = network.prefix
     cdef uint64_t mask_hi, mask_lo
     if network.version == 4:
-        mask_lo = 0 if prefix == 0 else ((<uint64_t>0xFFFFFFFF) << (32 - prefix)) & 0xFFFFFFFF
+        mask_lo = 0 if prefix == 0 else ((<uint64_t>0xFFFFFFFF) << (32 - prefix)) & <uint64_t>0xFFFFFFFF
         return (lo & mask_lo) == net_lo
     if prefix >= 64:
         mask_hi = 0xFFFFFFFFFFFFFFFF
