@@ -255,3 +255,66 @@ def test_the_one_pass_reader_ignores_extra_keys_and_sends_odd_input_the_long_way
     with pytest.raises(RequestError) as caught:
         authorizer.check(dict(request, subject={"type": "svc", "id": 7}))
     assert caught.value.field == "subject.id"
+
+
+ENTITY_POLICY = """layer a {
+  deny * on * when not cidr(context.ip, data.teams[data.accounts[subject.id].team].networks)
+  allow read on doc when data.accounts[subject.id].level >= data.teams[subject.id].level
+}
+"""
+ENTITY_DATA = {
+    # "ann" is a key of both documents, with different fields: rows are per document.
+    "accounts": {"ann": {"team": "blue", "level": 5}, "bo": {"team": "red", "level": 1},
+                 "cy": {"team": "bad", "level": 9}, "ann-2": {"team": "blue", "level": 7}},
+    "teams": {"ann": {"level": 3, "networks": []}, "bo": {"level": 2, "networks": []},
+              "cy": {"level": 1, "networks": []}, "ann-2": {"level": 9, "networks": []},
+              "blue": {"level": 0, "networks": ["10.0.0.0/8"]},
+              "red": {"level": 0, "networks": ["192.168.0.0/16", "10.1.0.0/16"]},
+              "bad": {"level": 0, "networks": ["not-a-network"]}},
+}
+
+
+class _OddStr(str):
+    """A str subclass with its own hash: lookups must still go by the text."""
+
+    def __hash__(self) -> int:
+        return 7
+
+
+def _entity_request(subject: str, ip: str) -> dict:
+    return {"subject": {"type": "svc", "id": subject}, "action": {"name": "read"},
+            "resource": {"type": "doc", "id": "d"}, "context": {"ip": ip}}
+
+
+def test_pre_joined_rows_are_found_by_key_text_per_document() -> None:
+    from layergate.engine import Interpreter
+
+    tables = compile_policy(parse_policy(ENTITY_POLICY, "entities.lg", ENTITY_DATA),
+                            ENTITY_DATA)
+    cython, twin = Authorizer(tables), Authorizer(tables, backend="python")
+    reference = Interpreter(parse_policy(ENTITY_POLICY, "entities.lg", ENTITY_DATA),
+                            ENTITY_DATA)
+    requests = [
+        _entity_request("ann", "10.2.3.4"),     # ann: level 5 >= teams.ann 3, in blue's net
+        _entity_request("bo", "10.1.2.3"),      # bo: 1 < 2, denied by the allow rule
+        _entity_request("ann", "192.168.1.1"),  # outside blue's network
+        _entity_request("bo", "192.168.1.1"),   # in red's first network; level too low
+        _entity_request("cy", "10.0.0.1"),      # the team's network text is invalid
+        _entity_request("ann-2", "10.0.0.1"),   # 7 < 9
+        _entity_request("nobody", "10.0.0.1"),  # not an account
+        _entity_request("".join(["an", "n"]), "10.0.0.1"),  # equal text, another object
+        _entity_request(_OddStr("ann"), "10.0.0.1"),
+    ]
+    expected = [(True, "a.2"), (False, None), (False, "a.1"), (False, None),
+                (False, "a.1"), (False, None), (False, "a.1"), (True, "a.2"), (True, "a.2")]
+    for evaluator in (cython, twin):
+        batch = evaluator.check_batch(requests)  # one scratch space reused across items
+        singles = [evaluator.check(r) for r in requests]
+        for decisions in (batch, singles):
+            assert [(d.allowed, d.rule) for d in decisions] == expected
+    assert [d.allowed for d in reference.check_batch(requests)] == [e[0] for e in expected]
+    invalid = cython.check(requests[4])
+    assert ("a.1", "invalid_value") in [(e.rule, e.code) for e in invalid.errors]
+    assert cython.check(requests[4]) is invalid  # the bad network is remembered as bad
+    missing = cython.check(requests[6])
+    assert [(e.rule, e.code) for e in missing.errors] == [("a.1", "unknown_entity")]
