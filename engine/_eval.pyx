@@ -19,9 +19,7 @@ cimport cython
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport PyObject
-from cpython.unicode cimport (
-    PyUnicode_Check, PyUnicode_CheckExact, PyUnicode_FromObject, PyUnicode_Tailmatch,
-)
+from cpython.unicode cimport PyUnicode_Check, PyUnicode_Tailmatch
 from libc.math cimport INFINITY
 from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.stdlib cimport free, malloc
@@ -484,7 +482,7 @@ cdef class Evaluator:
             start = tables.doc_entity_start[d]
             for row, sid in enumerate(tables.doc_entities[start:tables.doc_entity_start[d + 1]]):
                 text = PyTuple_GET_ITEM(self.strings, sid)
-                text_hash = _text_hash(text)
+                text_hash = PyObject_Hash(text)
                 slot = _entity_slot(text_hash, d, self.entity_mask)
                 while self.entity_keys[slot].text != NULL:
                     slot = (slot + 1) & self.entity_mask
@@ -494,8 +492,8 @@ cdef class Evaluator:
                 self.entity_keys[slot].row = row
 
     cdef int _entity_row(self, int doc, PyObject* text) except -2:
-        """The row of entity `text` in document `doc`, or -1."""
-        cdef Py_hash_t text_hash = _text_hash(text)
+        """The row of entity `text` in document `doc`, or -1 (found as a dict would find it)."""
+        cdef Py_hash_t text_hash = PyObject_Hash(text)
         cdef Py_ssize_t slot = _entity_slot(text_hash, doc, self.entity_mask)
         cdef EntityKey* key
         while True:
@@ -1326,13 +1324,6 @@ cdef bint _is_mapping(PyObject* o) noexcept:
         PyErr_Clear()
         return False
     return found == 1
-
-
-cdef inline Py_hash_t _text_hash(PyObject* text) except? -1:
-    """str's own hash (cached in the object), also for a subclass that redefines __hash__."""
-    if PyUnicode_CheckExact(<object>text):
-        return PyObject_Hash(text)
-    return hash(PyUnicode_FromObject(<object>text))
 
 
 cdef inline Py_ssize_t _entity_slot(Py_hash_t text_hash, int doc, Py_ssize_t mask) noexcept:
