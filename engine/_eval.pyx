@@ -104,6 +104,7 @@ cdef tuple ROOTS = tuple(_op.ROOTS)
 cdef int CACHE_LIMIT = 100_000
 DEF LAZY = -2  # a request string whose intern id has not been looked up yet
 DEF ALLOW_SLOTS = 4096
+DEF ROUTE_SLOTS = 1024  # (action, resource type) pairs whose buckets and role mask are kept
 DEF TOP = 0  # path trie node of the request itself; node 1 + r is request root r
 # The fields every request is checked for (AuthZEN shape), read in the same pass as the slots.
 cdef tuple SHAPE_PATHS = ((0, "type"), (0, "id"), (0, "properties"), (1, "name"),
@@ -149,8 +150,10 @@ cdef class _Request:
     cdef int32_t* slot_err
     cdef int32_t* slot_text
     cdef int words
-    cdef bint mask_ready
-    cdef uint64_t* mask
+    cdef int32_t* buckets  # per layer, the rules for this action and resource type (or -1)
+    cdef uint64_t* mask    # the roles granting this action on this resource type
+    cdef int32_t* own_buckets  # where those are computed when the evaluator's cache is full
+    cdef uint64_t* own_mask
     cdef int err_code
     cdef int32_t err_text
     cdef int nerrors
@@ -171,9 +174,10 @@ cdef class _Request:
         self.slot_val = <Val*>malloc(max(nslots, 1) * sizeof(Val))
         self.slot_err = <int32_t*>malloc(max(nslots, 1) * sizeof(int32_t))
         self.slot_text = <int32_t*>malloc(max(nslots, 1) * sizeof(int32_t))
-        self.mask = <uint64_t*>malloc(max(words, 1) * sizeof(uint64_t))
+        self.own_buckets = <int32_t*>malloc(max(nlayers, 1) * sizeof(int32_t))
+        self.own_mask = <uint64_t*>malloc(max(words, 1) * sizeof(uint64_t))
         if not (self.slot_state and self.slot_val and self.slot_err and self.slot_text
-                and self.mask and self.errors and self.key):
+                and self.own_buckets and self.own_mask and self.errors and self.key):
             raise MemoryError()
 
     def __dealloc__(self):
@@ -181,13 +185,13 @@ cdef class _Request:
         free(self.slot_val)
         free(self.slot_err)
         free(self.slot_text)
-        free(self.mask)
+        free(self.own_buckets)
+        free(self.own_mask)
         free(self.errors)
         free(self.key)
 
     cdef void reset(self):
         memset(self.slot_state, 0, max(self.nslots, 1))
-        self.mask_ready = False
         self.row_text = NULL
         self.nerrors = 0
         self.keep = None
@@ -245,6 +249,10 @@ cdef class Evaluator:
     cdef int32_t* grant_bitset
     cdef int ngrants
     cdef uint64_t* bitset_words
+    cdef int64_t* route_keys     # open addressing over (action, resource type): -1 when free
+    cdef int32_t* route_buckets  # ROUTE_SLOTS x nlayers
+    cdef uint64_t* route_masks   # ROUTE_SLOTS x words
+    cdef int nroutes
     cdef list deny_decisions    # layer * (nrules + 1) + rule + 1 -> shared Decision
     cdef list allow_decisions   # shared allow Decisions, found through allow_slots
     cdef int32_t* allow_slots   # open addressing: ALLOW_SLOTS x (decision index, rule per layer)
@@ -318,6 +326,12 @@ cdef class Evaluator:
         self._keep.append(words)
         cdef uint64_t[::1] view = words
         self.bitset_words = &view[0]
+        self.route_keys = self._i64(array("q", [-1]) * ROUTE_SLOTS)
+        self.route_buckets = <int32_t*>self._zeroed(ROUTE_SLOTS * max(self.nlayers, 1)
+                                                    * sizeof(int32_t))
+        self.route_masks = <uint64_t*>self._zeroed(ROUTE_SLOTS * max(self.words, 1)
+                                                   * sizeof(uint64_t))
+        self.nroutes = 0
         self.deny_decisions = [None] * (self.nlayers * (self.nrules + 1))
         self.allow_decisions = []
         self.allow_slots = self._i32(array("i", [-1]) * (ALLOW_SLOTS * (self.nlayers + 1)))
@@ -711,6 +725,7 @@ cdef class Evaluator:
                 free(chosen_buf)
                 raise MemoryError()
         cdef int evaluated = 0
+        self._route(req)
         try:
             for layer in range(self.nlayers):
                 outcome = self._layer(req, layer, &rule)
@@ -805,7 +820,7 @@ cdef class Evaluator:
         return combine(results, errors, self.revision, explain)
 
     cdef int _layer(self, _Request req, int layer, int* chosen) except -2:
-        cdef int bucket = self._bucket(layer, req.action, req.resource_type)
+        cdef int bucket = req.buckets[layer]
         cdef int k, rule
         cdef bint deny
         chosen[0] = -1
@@ -819,7 +834,35 @@ cdef class Evaluator:
                 return OUTCOME_DENY if deny else OUTCOME_ALLOW
         return OUTCOME_NO_MATCH
 
-    cdef int _bucket(self, int layer, int64_t action, int64_t resource_type):
+    cdef void _route(self, _Request req) noexcept:
+        """Point the request at the buckets and role mask of its (action, resource type),
+        computed on the first request with that pair and kept (ROUTE_SLOTS pairs at most)."""
+        cdef int64_t key = (req.action + 1) << 32 | (req.resource_type + 1)
+        cdef int start = <int>(((<uint64_t>key * 0x9E3779B97F4A7C15ULL) >> 32)
+                               & (ROUTE_SLOTS - 1))
+        cdef int probe, slot = -1, layer
+        for probe in range(ROUTE_SLOTS):
+            slot = (start + probe) & (ROUTE_SLOTS - 1)
+            if self.route_keys[slot] == key:
+                req.buckets = self.route_buckets + slot * self.nlayers
+                req.mask = self.route_masks + slot * self.words
+                return
+            if self.route_keys[slot] < 0:
+                break
+        if self.nroutes < ROUTE_SLOTS // 2 and slot >= 0 and self.route_keys[slot] < 0:
+            req.buckets = self.route_buckets + slot * self.nlayers
+            req.mask = self.route_masks + slot * self.words
+        else:
+            req.buckets = req.own_buckets
+            req.mask = req.own_mask
+        for layer in range(self.nlayers):
+            req.buckets[layer] = self._bucket(layer, req.action, req.resource_type)
+        self._mask(req)
+        if req.buckets != req.own_buckets:
+            self.route_keys[slot] = key  # published last: the entry is complete
+            self.nroutes += 1
+
+    cdef int _bucket(self, int layer, int64_t action, int64_t resource_type) noexcept:
         cdef int64_t keys[4]
         keys[0] = (action + 1) << 32 | (resource_type + 1)
         keys[1] = (action + 1) << 32
@@ -1262,7 +1305,6 @@ cdef class Evaluator:
         cdef bint found = False
         if roles.tag != T_LIST:
             return self._fail(req, E_TYPE, text)
-        self._mask(req)
         if roles.obj == NULL and self.consts[roles.i].roles >= 0:
             bits = self.consts[roles.i].roles
             for w in range(self.words):
@@ -1285,12 +1327,10 @@ cdef class Evaluator:
         self._set_bool(out, found)
         return 0
 
-    cdef void _mask(self, _Request req):
+    cdef void _mask(self, _Request req) noexcept:
         """The bitset of roles granting this request's action on its resource type."""
         cdef int64_t keys[4]
         cdef int k, w, lo, hi, mid, bits
-        if req.mask_ready:
-            return
         memset(req.mask, 0, max(self.words, 1) * sizeof(uint64_t))
         keys[0] = (req.action + 1) << 32 | (req.resource_type + 1)
         keys[1] = (req.action + 1) << 32
@@ -1309,7 +1349,6 @@ cdef class Evaluator:
                 bits = self.grant_bitset[lo]
                 for w in range(self.words):
                     req.mask[w] |= self.bitset_words[bits * self.words + w]
-        req.mask_ready = True
 
 
 # ---- helpers on str objects (no allocation) ---------------------------------------------------

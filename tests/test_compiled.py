@@ -318,3 +318,28 @@ def test_pre_joined_rows_are_found_by_key_text_per_document() -> None:
     assert cython.check(requests[4]) is invalid  # the bad network is remembered as bad
     missing = cython.check(requests[6])
     assert [(e.rule, e.code) for e in missing.errors] == [("a.1", "unknown_entity")]
+
+
+def test_more_action_and_type_pairs_than_the_route_cache_keeps() -> None:
+    """Past the evaluator's cache of (action, resource type) pairs, requests still decide
+    right (computed per request), and the pairs kept before stay right."""
+    count = 700
+    rules = "\n".join(f"  allow act{i} on doc when context.n == {i}" for i in range(count))
+    roles = "\n".join(f"role r{i} {{ act{i} on file }}" for i in range(count))
+    by_role = "  allow * on file when grants(subject.properties.roles)"
+    text = f"{roles}\nlayer a {{\n{rules}\n{by_role}\n}}\n"
+    tables = compile_policy(parse_policy(text, "routes.lg"))
+    cython, twin = Authorizer(tables), Authorizer(tables, backend="python")
+
+    def request(action: int, n: int, kind: str = "doc") -> dict:
+        return {"subject": {"type": "svc", "id": "s", "properties": {"roles": [f"r{n}"]}},
+                "action": {"name": f"act{action}"}, "resource": {"type": kind, "id": "x"},
+                "context": {"n": n}}
+
+    requests = [request(i, n, kind) for kind in ("doc", "file") for i in range(count)
+                for n in (i, i + 1)]
+    # a doc is allowed by rule act<i> when n == i; a file by role r<n>, which grants act<n>
+    expected = [r["context"]["n"] == int(r["action"]["name"][3:]) for r in requests]
+    for _ in range(2):  # the second pass reads the kept pairs
+        assert [d.allowed for d in cython.check_batch(requests)] == expected
+        assert [d.allowed for d in twin.check_batch(requests)] == expected
