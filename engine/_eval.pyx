@@ -269,7 +269,10 @@ cdef class Evaluator:
     cdef dict decision_cache  # decisions with errors, or explained: key bytes -> Decision
     cdef dict address_cache
     cdef dict network_cache  # networks that are not policy strings (request values)
-    cdef list spare  # idle scratch spaces: a call takes one, or makes one, and gives it back
+    # Idle scratch spaces: a call takes one (or makes one) and gives it back. `idle` holds one
+    # without the list's resizing; `spare` the others while calls overlap (threads).
+    cdef _Request idle
+    cdef list spare
 
     def __init__(self, tables, clock=time.time):
         self.tables = tables
@@ -339,6 +342,7 @@ cdef class Evaluator:
         self.decision_cache = {}
         self.address_cache = {}
         self.network_cache = {}
+        self.idle = None
         self.spare = []
 
     cdef void _build_trie(self, tables) except *:
@@ -545,16 +549,23 @@ cdef class Evaluator:
     # ---- the Authorizer signature ----------------------------------------------------------
 
     cdef _Request _take(self, object caller):
-        cdef _Request req = (self.spare.pop() if self.spare else
-                             _Request(self.ncells, self.words, self.nrules, self.nlayers))
+        cdef _Request req = self.idle
+        if req is not None:
+            self.idle = None
+        else:
+            req = (self.spare.pop() if self.spare else
+                   _Request(self.ncells, self.words, self.nrules, self.nlayers))
         req.caller = normalize_caller(caller) if caller else _EMPTY
         req.now_ready = False
         return req
 
     cdef void _give_back(self, _Request req):
-        req.reset()
+        """Take it back idle, holding no request objects (each use resets it first)."""
+        req.keep = None
         req.caller = None
-        if len(self.spare) < 16:
+        if self.idle is None:
+            self.idle = req
+        elif len(self.spare) < 16:
             self.spare.append(req)
 
     def check(self, request, caller=None, bint explain=False):
