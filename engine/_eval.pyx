@@ -67,7 +67,7 @@ cdef dict _EMPTY = {}
 
 
 cdef struct Constant:
-    # Everything a read of a constant needs, in one place (the tables keep one array per field).
+    # Everything a read of a constant needs, in one place.
     Val value       # a list: i is the constant's own index, obj NULL
     int32_t items   # a list: its first item in list_items
     int32_t length  # a list: its length
@@ -439,6 +439,7 @@ cdef class Evaluator:
         return 0
 
     cdef void _build_consts(self, tables) except *:
+        """One record per constant (the tables keep one array per field)."""
         cdef Py_ssize_t c
         cdef Constant* record
         self.consts = <Constant*>self._zeroed(max(len(tables.const_tag), 1) * sizeof(Constant))
