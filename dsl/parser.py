@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import gc
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -15,6 +12,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
 
 from . import ast
 from .errors import Diagnostic, PolicyError, SourceLines
+from .gcpause import gc_paused
 
 
 @lru_cache(maxsize=1)
@@ -38,23 +36,9 @@ def parse_module(text: str, source: str = "<policy>") -> ast.Module:
     return _parse_cached(text, source)
 
 
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector: parse trees hold no cycles, and a large file makes
-    hundreds of thousands of objects, each collection pass re-walking all of them (about half
-    the parse time of a 10,000-rule file). Left as found if it was already off."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 @lru_cache(maxsize=PARSED_FILES_KEPT)
 def _parse_cached(text: str, source: str) -> ast.Module:  # failures raise, so are not kept
-    with _gc_paused():
+    with gc_paused():
         return _parse_uncached(text, source)
 
 

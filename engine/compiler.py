@@ -17,6 +17,7 @@ from typing import Any
 
 from layergate.dsl import PolicyError, ast
 from layergate.dsl.errors import Diagnostic, SourceLines
+from layergate.dsl.gcpause import gc_paused
 from layergate.dsl.printer import Memo
 from layergate.dsl.printer import expr as printed
 
@@ -37,6 +38,12 @@ class CompileReport:
 def compile_policy(policy: ast.Policy, data: Mapping[str, Any] | None = None,
                    report: CompileReport | None = None) -> Tables:
     """Compile a validated policy and its data; raises `PolicyError` with coded diagnostics."""
+    with gc_paused():  # the stages build many acyclic tuples and lists
+        return _compile(policy, data, report)
+
+
+def _compile(policy: ast.Policy, data: Mapping[str, Any] | None,
+             report: CompileReport | None) -> Tables:
     builder = _Builder(policy, dict(data or {}))
     stages: list[tuple[str, Callable[[], None]]] = [
         ("resolve", builder.resolve),

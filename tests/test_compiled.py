@@ -343,3 +343,23 @@ def test_more_action_and_type_pairs_than_the_route_cache_keeps() -> None:
     for _ in range(2):  # the second pass reads the kept pairs
         assert [d.allowed for d in cython.check_batch(requests)] == expected
         assert [d.allowed for d in twin.check_batch(requests)] == expected
+
+
+def test_compiling_leaves_the_garbage_collector_as_it_found_it() -> None:
+    import gc
+
+    policy = parse_policy(READER_POLICY)
+    was = gc.isenabled()
+    try:
+        for enabled in (True, False):
+            (gc.enable if enabled else gc.disable)()
+            compile_policy(policy)
+            assert gc.isenabled() is enabled
+            with pytest.raises(PolicyError):  # a data document the policy contradicts
+                compile_policy(parse_policy(
+                    "role r { read on doc }\nlayer a { allow * on * when "
+                    "grants(data.accounts[subject.id].roles) }\n"),
+                    {"accounts": {"sa": {"roles": ["nope"]}}})
+            assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
