@@ -90,11 +90,17 @@ cdef struct EntityKey:
 
 
 cdef struct Net:
-    # A parsed network: version 0 not parsed yet, -1 not a network.
+    # A parsed network: version -1 when the text is not one.
     int version
     int prefix
     uint64_t hi
     uint64_t lo
+
+
+cdef struct NetSlot:
+    # A slot of the open-addressing table string id -> parsed network; sid -1 when free.
+    int64_t sid
+    Net net
 
 
 cdef inline PyObject* _get(object mapping, object key) except? NULL:
@@ -105,6 +111,7 @@ cdef int CACHE_LIMIT = 100_000
 DEF LAZY = -2  # a request string whose intern id has not been looked up yet
 DEF ALLOW_SLOTS = 4096
 DEF ROUTE_SLOTS = 1024  # (action, resource type) pairs whose buckets and role mask are kept
+DEF NET_SLOTS = 4096    # parsed networks of policy and data strings kept (emptied when half full)
 DEF TOP = 0  # path trie node of the request itself; node 1 + r is request root r
 # The fields every request is checked for (AuthZEN shape), read in the same pass as the slots.
 cdef tuple SHAPE_PATHS = ((0, "type"), (0, "id"), (0, "properties"), (1, "name"),
@@ -242,7 +249,8 @@ cdef class Evaluator:
     cdef Cell* cells             # row-major: doc_base[d] + row * doc_width[d] + column_pos[c]
     cdef EntityKey* entity_keys
     cdef Py_ssize_t entity_mask
-    cdef Net* net_of_sid         # parsed networks by string id (NULL: the policy has no cidr)
+    cdef NetSlot* nets           # parsed networks by string id
+    cdef int nnets
     cdef int nstrings
     cdef int32_t* role_of_sid   # dense: string id -> role or -1
     cdef int64_t* grant_keys
@@ -316,9 +324,8 @@ cdef class Evaluator:
         self.column_doc = self._i32(tables.column_doc)
         self.column_key_text = self._i32(tables.column_key_text)
         self._build_entities(tables)
-        self.net_of_sid = NULL
-        if CIDR in tables.node_op:
-            self.net_of_sid = <Net*>self._zeroed(max(self.nstrings, 1) * sizeof(Net))
+        self.nets = <NetSlot*>self._zeroed(NET_SLOTS * sizeof(NetSlot))
+        self._forget_networks()
         roles = array("i", [-1]) * max(self.nstrings, 1)
         for r, sid in enumerate(tables.role_names):
             roles[sid] = r
@@ -1260,14 +1267,31 @@ cdef class Evaluator:
         lo[0] = cached[2]
         return True
 
+    cdef void _forget_networks(self) noexcept:
+        cdef int k
+        for k in range(NET_SLOTS):
+            self.nets[k].sid = -1
+        self.nnets = 0
+
     cdef bint _network(self, Val* text, Net* out) except -1:
         """Parse a network once: policy and data strings by id, request strings by text."""
-        cdef Net* known
-        if text.i >= 0 and self.net_of_sid != NULL:
-            known = &self.net_of_sid[text.i]
-            if known.version == 0:
-                _set_network(known, _parse_network(text.obj))
-            out[0] = known[0]
+        cdef int k, at
+        if text.i >= 0:
+            at = <int>(((<uint64_t>text.i * 0x9E3779B97F4A7C15ULL) >> 32) & (NET_SLOTS - 1))
+            for k in range(NET_SLOTS):
+                if self.nets[at].sid == text.i:
+                    out[0] = self.nets[at].net
+                    return out.version > 0
+                if self.nets[at].sid < 0:
+                    break
+                at = (at + 1) & (NET_SLOTS - 1)
+            _set_network(out, _parse_network(text.obj))
+            if self.nnets >= NET_SLOTS // 2:
+                self._forget_networks()
+                at = <int>(((<uint64_t>text.i * 0x9E3779B97F4A7C15ULL) >> 32) & (NET_SLOTS - 1))
+            self.nets[at].net = out[0]
+            self.nets[at].sid = text.i
+            self.nnets += 1
             return out.version > 0
         cached = self.network_cache.get(<object>text.obj, False)
         if cached is False:

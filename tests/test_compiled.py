@@ -363,3 +363,21 @@ def test_compiling_leaves_the_garbage_collector_as_it_found_it() -> None:
             assert gc.isenabled() is enabled
     finally:
         (gc.enable if was else gc.disable)()
+
+
+def test_more_networks_than_the_evaluator_keeps_parsed() -> None:
+    """Past its table of parsed networks (emptied when half full) every check stays right."""
+    count = 3000  # more than half of the evaluator's 4,096 slots
+    data = {"accounts": {f"sa{i}": {"net": f"10.{i // 256}.{i % 256}.0/24"}
+                         for i in range(count)}}
+    text = "layer a { allow * on * when cidr(context.ip, data.accounts[subject.id].net) }\n"
+    tables = compile_policy(parse_policy(text, "nets.lg", data), data)
+    cython, twin = Authorizer(tables), Authorizer(tables, backend="python")
+    requests = [{"subject": {"type": "svc", "id": f"sa{i}"}, "action": {"name": "read"},
+                 "resource": {"type": "doc", "id": "d"},
+                 "context": {"ip": f"10.{j // 256}.{j % 256}.7"}}
+                for i in range(count) for j in (i, (i + 1) % count)]
+    expected = [n % 2 == 0 for n in range(len(requests))]  # own network only
+    for _ in range(2):
+        assert [d.allowed for d in cython.check_batch(requests)] == expected
+    assert [d.allowed for d in twin.check_batch(requests[:400])] == expected[:400]
