@@ -8,6 +8,8 @@ from .tables import Tables
 
 class CompiledMismatch(RuntimeError): ...
 
+def _limit_parsed_networks(slots: int) -> int: ...
+
 class Evaluator:
     tables: Tables
     revision: str

@@ -111,7 +111,15 @@ cdef int CACHE_LIMIT = 100_000
 DEF LAZY = -2  # a request string whose intern id has not been looked up yet
 DEF ALLOW_SLOTS = 4096
 DEF ROUTE_SLOTS = 1024  # (action, resource type) pairs whose buckets and role mask are kept
-DEF NET_SLOTS = 4096    # parsed networks of policy and data strings kept (emptied when half full)
+DEF NET_SLOTS_MIN = 256  # the table of parsed networks doubles when half full, up to
+cdef int net_slots_max = 1 << 18  # this many slots (8 MiB); half full at that size, emptied
+
+
+def _limit_parsed_networks(int slots):
+    """Set the largest table of parsed networks (a power of two); for tests. Returns the old."""
+    global net_slots_max
+    old, net_slots_max = net_slots_max, max(slots, NET_SLOTS_MIN)
+    return old
 DEF TOP = 0  # path trie node of the request itself; node 1 + r is request root r
 # The fields every request is checked for (AuthZEN shape), read in the same pass as the slots.
 cdef tuple SHAPE_PATHS = ((0, "type"), (0, "id"), (0, "properties"), (1, "name"),
@@ -249,7 +257,9 @@ cdef class Evaluator:
     cdef Cell* cells             # row-major: doc_base[d] + row * doc_width[d] + column_pos[c]
     cdef EntityKey* entity_keys
     cdef Py_ssize_t entity_mask
-    cdef NetSlot* nets           # parsed networks by string id
+    cdef NetSlot* nets           # parsed networks by string id (open addressing)
+    cdef object net_buffer       # the memory behind `nets`
+    cdef int net_mask
     cdef int nnets
     cdef int nstrings
     cdef int32_t* role_of_sid   # dense: string id -> role or -1
@@ -324,8 +334,7 @@ cdef class Evaluator:
         self.column_doc = self._i32(tables.column_doc)
         self.column_key_text = self._i32(tables.column_key_text)
         self._build_entities(tables)
-        self.nets = <NetSlot*>self._zeroed(NET_SLOTS * sizeof(NetSlot))
-        self._forget_networks()
+        self._new_networks(NET_SLOTS_MIN)
         roles = array("i", [-1]) * max(self.nstrings, 1)
         for r, sid in enumerate(tables.role_names):
             roles[sid] = r
@@ -1267,31 +1276,52 @@ cdef class Evaluator:
         lo[0] = cached[2]
         return True
 
-    cdef void _forget_networks(self) noexcept:
+    cdef void _new_networks(self, int size) except *:
+        """An empty table of `size` slots (a power of two) for parsed networks."""
         cdef int k
-        for k in range(NET_SLOTS):
-            self.nets[k].sid = -1
+        self.net_buffer = bytearray(size * sizeof(NetSlot))
+        self.nets = <NetSlot*><char*>self.net_buffer
+        self.net_mask = size - 1
         self.nnets = 0
+        for k in range(size):
+            self.nets[k].sid = -1
+
+    cdef inline int _net_slot(self, int64_t sid) noexcept:
+        """Where `sid` is in the table of parsed networks, or the free slot it would take."""
+        cdef int at = <int>(((<uint64_t>sid * 0x9E3779B97F4A7C15ULL) >> 32) & self.net_mask)
+        while self.nets[at].sid >= 0 and self.nets[at].sid != sid:
+            at = (at + 1) & self.net_mask
+        return at
+
+    cdef void _keep_network(self, int64_t sid, Net* network) except *:
+        cdef NetSlot* old
+        cdef int k, size = self.net_mask + 1
+        if 2 * (self.nnets + 1) > size:
+            old_buffer = self.net_buffer  # alive until the entries are moved
+            old = self.nets
+            if size < net_slots_max:
+                self._new_networks(2 * size)
+                for k in range(size):
+                    if old[k].sid >= 0:
+                        self.nets[self._net_slot(old[k].sid)] = old[k]
+                        self.nnets += 1
+            else:
+                self._new_networks(size)  # as large as allowed: start over
+        k = self._net_slot(sid)
+        self.nets[k].sid = sid
+        self.nets[k].net = network[0]
+        self.nnets += 1
 
     cdef bint _network(self, Val* text, Net* out) except -1:
         """Parse a network once: policy and data strings by id, request strings by text."""
-        cdef int k, at
+        cdef int at
         if text.i >= 0:
-            at = <int>(((<uint64_t>text.i * 0x9E3779B97F4A7C15ULL) >> 32) & (NET_SLOTS - 1))
-            for k in range(NET_SLOTS):
-                if self.nets[at].sid == text.i:
-                    out[0] = self.nets[at].net
-                    return out.version > 0
-                if self.nets[at].sid < 0:
-                    break
-                at = (at + 1) & (NET_SLOTS - 1)
-            _set_network(out, _parse_network(text.obj))
-            if self.nnets >= NET_SLOTS // 2:
-                self._forget_networks()
-                at = <int>(((<uint64_t>text.i * 0x9E3779B97F4A7C15ULL) >> 32) & (NET_SLOTS - 1))
-            self.nets[at].net = out[0]
-            self.nets[at].sid = text.i
-            self.nnets += 1
+            at = self._net_slot(text.i)
+            if self.nets[at].sid == text.i:
+                out[0] = self.nets[at].net
+            else:
+                _set_network(out, _parse_network(text.obj))
+                self._keep_network(text.i, out)
             return out.version > 0
         cached = self.network_cache.get(<object>text.obj, False)
         if cached is False:

@@ -366,18 +366,25 @@ def test_compiling_leaves_the_garbage_collector_as_it_found_it() -> None:
 
 
 def test_more_networks_than_the_evaluator_keeps_parsed() -> None:
-    """Past its table of parsed networks (emptied when half full) every check stays right."""
-    count = 3000  # more than half of the evaluator's 4,096 slots
+    """The table of parsed networks grows as needed and, at its largest, starts over: every
+    check stays right either way."""
+    count = 3000
     data = {"accounts": {f"sa{i}": {"net": f"10.{i // 256}.{i % 256}.0/24"}
                          for i in range(count)}}
     text = "layer a { allow * on * when cidr(context.ip, data.accounts[subject.id].net) }\n"
     tables = compile_policy(parse_policy(text, "nets.lg", data), data)
-    cython, twin = Authorizer(tables), Authorizer(tables, backend="python")
     requests = [{"subject": {"type": "svc", "id": f"sa{i}"}, "action": {"name": "read"},
                  "resource": {"type": "doc", "id": "d"},
                  "context": {"ip": f"10.{j // 256}.{j % 256}.7"}}
                 for i in range(count) for j in (i, (i + 1) % count)]
     expected = [n % 2 == 0 for n in range(len(requests))]  # own network only
-    for _ in range(2):
-        assert [d.allowed for d in cython.check_batch(requests)] == expected
+    for largest in (1 << 18, 512):  # 3,000 networks fit; then at most 256 are kept
+        old = _eval._limit_parsed_networks(largest)
+        try:
+            cython = Authorizer(tables)
+            for _ in range(2):
+                assert [d.allowed for d in cython.check_batch(requests)] == expected
+        finally:
+            _eval._limit_parsed_networks(old)
+    twin = Authorizer(tables, backend="python")
     assert [d.allowed for d in twin.check_batch(requests[:400])] == expected[:400]
