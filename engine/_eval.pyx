@@ -110,7 +110,7 @@ cdef tuple ROOTS = tuple(_op.ROOTS)
 cdef int CACHE_LIMIT = 100_000
 DEF LAZY = -2  # a request string whose intern id has not been looked up yet
 DEF ALLOW_SLOTS = 4096
-DEF ROUTE_SLOTS = 1024  # (action, resource type) pairs whose buckets and role mask are kept
+DEF ROUTE_SLOTS = 1024  # table of kept (action, resource type) routes; at most half filled
 DEF NET_SLOTS_MIN = 256  # the table of parsed networks doubles when half full, up to
 cdef int net_slots_max = 1 << 18  # this many slots (8 MiB); half full at that size, emptied
 
@@ -864,7 +864,8 @@ cdef class Evaluator:
 
     cdef void _route(self, _Request req) noexcept:
         """Point the request at the buckets and role mask of its (action, resource type),
-        computed on the first request with that pair and kept (ROUTE_SLOTS pairs at most)."""
+        computed on the first request with that pair and kept (for up to ROUTE_SLOTS / 2 pairs;
+        past that, computed per request)."""
         cdef int64_t key = (req.action + 1) << 32 | (req.resource_type + 1)
         cdef int start = <int>(((<uint64_t>key * 0x9E3779B97F4A7C15ULL) >> 32)
                                & (ROUTE_SLOTS - 1))
