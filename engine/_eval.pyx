@@ -261,7 +261,6 @@ cdef class Evaluator:
     cdef object net_buffer       # the memory behind `nets`
     cdef int net_mask
     cdef int nnets
-    cdef int nstrings
     cdef int32_t* role_of_sid   # dense: string id -> role or -1
     cdef int64_t* grant_keys
     cdef int32_t* grant_bitset
@@ -306,7 +305,6 @@ cdef class Evaluator:
         self.nrules = len(self.rule_ids)
         self.nslots = len(tables.slot_root)
         self.words = tables.role_words
-        self.nstrings = len(self.strings)
         self.ngrants = len(tables.grant_keys)
         self.slot_keys = tuple(self.strings[k] for k in tables.slot_keys)
         self._keep = []
@@ -335,7 +333,7 @@ cdef class Evaluator:
         self.column_key_text = self._i32(tables.column_key_text)
         self._build_entities(tables)
         self._new_networks(NET_SLOTS_MIN)
-        roles = array("i", [-1]) * max(self.nstrings, 1)
+        roles = array("i", [-1]) * max(len(self.strings), 1)
         for r, sid in enumerate(tables.role_names):
             roles[sid] = r
         self.role_of_sid = self._i32(roles)
@@ -555,12 +553,6 @@ cdef class Evaluator:
         buffer = array("q", values or [0])
         self._keep.append(buffer)
         cdef int64_t[::1] view = buffer
-        return &view[0]
-
-    cdef double* _f64(self, values) except NULL:
-        buffer = array("d", values or [0.0])
-        self._keep.append(buffer)
-        cdef double[::1] view = buffer
         return &view[0]
 
     # ---- the Authorizer signature ----------------------------------------------------------
@@ -870,6 +862,7 @@ cdef class Evaluator:
         cdef int start = <int>(((<uint64_t>key * 0x9E3779B97F4A7C15ULL) >> 32)
                                & (ROUTE_SLOTS - 1))
         cdef int probe, slot = -1, layer
+        cdef int64_t keys[4]  # the pair, then (action, *), (*, type), (*, *)
         for probe in range(ROUTE_SLOTS):
             slot = (start + probe) & (ROUTE_SLOTS - 1)
             if self.route_keys[slot] == key:
@@ -884,32 +877,25 @@ cdef class Evaluator:
         else:
             req.buckets = req.own_buckets
             req.mask = req.own_mask
+        keys[0] = key
+        keys[1] = (req.action + 1) << 32
+        keys[2] = req.resource_type + 1
+        keys[3] = 0
         for layer in range(self.nlayers):
-            req.buckets[layer] = self._bucket(layer, req.action, req.resource_type)
-        self._mask(req)
+            req.buckets[layer] = self._bucket(layer, keys)
+        self._mask(req, keys)
         if req.buckets != req.own_buckets:
             self.route_keys[slot] = key  # published last: the entry is complete
             self.nroutes += 1
 
-    cdef int _bucket(self, int layer, int64_t action, int64_t resource_type) noexcept:
-        cdef int64_t keys[4]
-        keys[0] = (action + 1) << 32 | (resource_type + 1)
-        keys[1] = (action + 1) << 32
-        keys[2] = resource_type + 1
-        keys[3] = 0
-        cdef int lo0 = self.layer_key_start[layer], hi0 = self.layer_key_start[layer + 1]
-        cdef int k, lo, hi, mid
+    cdef int _bucket(self, int layer, int64_t* keys) noexcept:
+        """The layer's rules for the most specific of the four keys it indexes, or -1."""
+        cdef int k, at
         for k in range(4):
-            lo = lo0
-            hi = hi0
-            while lo < hi:
-                mid = (lo + hi) >> 1
-                if self.index_keys[mid] < keys[k]:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            if lo < hi0 and self.index_keys[lo] == keys[k]:
-                return self.index_bucket[lo]
+            at = _find(self.index_keys, self.layer_key_start[layer],
+                       self.layer_key_start[layer + 1], keys[k])
+            if at >= 0:
+                return self.index_bucket[at]
         return -1
 
     cdef bint _matches(self, _Request req, int rule, bint on_error) except -1:
@@ -1394,26 +1380,14 @@ cdef class Evaluator:
         self._set_bool(out, found)
         return 0
 
-    cdef void _mask(self, _Request req) noexcept:
-        """The bitset of roles granting this request's action on its resource type."""
-        cdef int64_t keys[4]
-        cdef int k, w, lo, hi, mid, bits
+    cdef void _mask(self, _Request req, int64_t* keys) noexcept:
+        """The bitset of roles granting the action on the resource type (all four keys)."""
+        cdef int k, w, at, bits
         memset(req.mask, 0, max(self.words, 1) * sizeof(uint64_t))
-        keys[0] = (req.action + 1) << 32 | (req.resource_type + 1)
-        keys[1] = (req.action + 1) << 32
-        keys[2] = req.resource_type + 1
-        keys[3] = 0
         for k in range(4):
-            lo = 0
-            hi = self.ngrants
-            while lo < hi:
-                mid = (lo + hi) >> 1
-                if self.grant_keys[mid] < keys[k]:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            if lo < self.ngrants and self.grant_keys[lo] == keys[k]:
-                bits = self.grant_bitset[lo]
+            at = _find(self.grant_keys, 0, self.ngrants, keys[k])
+            if at >= 0:
+                bits = self.grant_bitset[at]
                 for w in range(self.words):
                     req.mask[w] |= self.bitset_words[bits * self.words + w]
 
@@ -1430,6 +1404,18 @@ cdef bint _is_mapping(PyObject* o) noexcept:
         PyErr_Clear()
         return False
     return found == 1
+
+
+cdef inline int _find(int64_t* sorted_keys, int lo, int hi, int64_t key) noexcept:
+    """Binary search of sorted_keys[lo:hi] for key: its index, or -1."""
+    cdef int end = hi, mid
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if sorted_keys[mid] < key:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo if lo < end and sorted_keys[lo] == key else -1
 
 
 cdef inline Py_ssize_t _entity_slot(Py_hash_t text_hash, int doc, Py_ssize_t mask) noexcept:
