@@ -26,6 +26,8 @@ from layergate.dsl.literals import glob_match
 PENDING, APPROVED, REJECTED, REVOKED = "pending", "approved", "rejected", "revoked"
 INACTIVE: dict[str, Any] = {"active": False}
 
+OPEN_TIMEOUT_SECONDS = 30  # how long opening the store waits for other processes
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS grants (
     id TEXT PRIMARY KEY,
@@ -103,13 +105,28 @@ class GrantStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.clock = clock
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30,
-                                   isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(SCHEMA)
+        self._db = sqlite3.connect(str(self.path), check_same_thread=False,
+                                   timeout=OPEN_TIMEOUT_SECONDS, isolation_level=None)
+        self._set_up()
         self._version = -1
         self._approved: dict[str, list[Grant]] = {}
+
+    def _set_up(self) -> None:
+        """WAL mode and the schema. Switching the journal mode does not wait on SQLite's busy
+        handler, so processes opening a new file at once (server workers) retry it here."""
+        deadline = time.monotonic() + OPEN_TIMEOUT_SECONDS
+        pause = 0.01
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=FULL")
+                self._db.executescript(SCHEMA)
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
 
     def close(self) -> None:
         with self._lock:

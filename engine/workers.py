@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
+import queue
 import signal
 import socket
 import threading
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -105,8 +108,12 @@ def _supervise(source: PolicySource, options: ServerOptions, workers: int) -> in
     signal.signal(signal.SIGHUP, lambda signum, frame: forward(signal.SIGHUP))
     for index in range(workers):
         start(index)
-    for _ in range(workers):  # announce the port only once every worker listens on it
-        ready.get(timeout=120)
+    try:
+        _wait_until_ready(processes, ready, workers)
+    except BaseException:
+        _stop(processes)
+        reserved.close()
+        raise
     print(f"layergate: serving {revision} on {options.host}:{port} with {workers} workers",
           flush=True)
     while not stopping.wait(0.5):
@@ -121,3 +128,38 @@ def _supervise(source: PolicySource, options: ServerOptions, workers: int) -> in
             process.kill()
     reserved.close()
     return 0
+
+
+READY_TIMEOUT_SECONDS = 120
+
+
+class WorkerStartError(RuntimeError):
+    """A worker exited, or did not listen in time, before the server was serving."""
+
+
+def _wait_until_ready(processes: dict[int, Any], ready: Any, workers: int) -> None:
+    """Return once every worker listens; a worker that exits first fails the start."""
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    listening: set[int] = set()
+    while len(listening) < workers:
+        with contextlib.suppress(queue.Empty):
+            listening.add(ready.get(timeout=0.2))
+        for index, process in processes.items():
+            if process.pid not in listening and process.exitcode is not None:
+                raise WorkerStartError(f"worker {index} exited with {process.exitcode} before it "
+                                   "was serving; see its error above")
+        if time.monotonic() > deadline:
+            raise WorkerStartError(f"only {len(listening)} of {workers} workers were serving "
+                               f"after {READY_TIMEOUT_SECONDS} s")
+
+
+def _stop(processes: dict[int, Any]) -> None:
+    """Terminate every worker still running (a failed start leaves none behind)."""
+    for process in processes.values():
+        if process.is_alive():
+            process.terminate()
+    for process in processes.values():
+        process.join(5)
+        if process.is_alive():
+            process.kill()
+            process.join()

@@ -361,6 +361,47 @@ def test_two_workers_serve_one_port() -> None:
         process.kill()
 
 
+def test_a_worker_that_fails_to_start_stops_the_server(tmp_path: Path) -> None:
+    """A worker dying before it serves fails the start at once, and no worker is left."""
+    (tmp_path / "not-a-dir").write_text("")
+    started = subprocess.run(
+        [sys.executable, "-m", "layergate.engine.cli", "serve", str(INVOICE / "policy.lg"),
+         "--data", str(INVOICE / "data.json"), "--port", "0", "--workers", "2", "--watch", "0",
+         "--grants-db", str(tmp_path / "not-a-dir" / "g.sqlite")],  # each worker opens it
+        capture_output=True, text=True, timeout=90)
+    assert started.returncode == 1
+    assert "before it was serving" in started.stderr
+    assert "layergate: serving" not in started.stdout
+
+
+def test_processes_opening_a_new_grant_store_at_once_all_succeed(tmp_path: Path) -> None:
+    import multiprocessing
+
+    path = tmp_path / "grants.sqlite"
+    context = multiprocessing.get_context("fork")
+    barrier = context.Barrier(6)
+    opened = context.Queue()
+    processes = [context.Process(target=_open_store, args=(path, barrier, opened))
+                 for _ in range(6)]
+    for process in processes:
+        process.start()
+    results = [opened.get(timeout=60) for _ in processes]
+    for process in processes:
+        process.join(30)
+    assert results == ["ok"] * 6
+
+
+def _open_store(path: Path, barrier, opened) -> None:
+    from layergate.engine.grants import GrantStore
+
+    barrier.wait()
+    try:
+        GrantStore(path).close()
+        opened.put("ok")
+    except Exception as exc:  # reported to the test, which names it
+        opened.put(repr(exc))
+
+
 def pb_admin(channel: grpc.Channel):
     from layergate.clients._gen import authz_pb2_grpc
 

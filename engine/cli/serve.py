@@ -11,7 +11,7 @@ from layergate.dsl import PolicyError
 
 from ..server import PolicySource, ServerOptions
 from ..tables import TablesFormatError
-from ..workers import serve
+from ..workers import WorkerStartError, serve
 from .common import add_policy_arguments, report
 
 
@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         return serve(source, options, args.workers)
     except PolicyError as error:
         return report(error)
-    except (OSError, TablesFormatError) as error:
+    except (OSError, TablesFormatError, WorkerStartError) as error:
         raise SystemExit(f"layergate: {error}") from None
 
 
