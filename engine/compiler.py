@@ -180,15 +180,18 @@ class _Builder:
 
     # -- index --------------------------------------------------------------------------------
     def index(self) -> None:
-        self.program = _Program(self)
+        # The program refers back to this builder; kept only in this frame, the pair is freed
+        # by reference counting instead of waiting for the cyclic collector.
+        program = _Program(self)
         self._index_roles()
         self._index_layers()
         self.rule_cond, self.rule_uses_elevation = [], []
         for _, rule in self.rules:
-            self.program.reads_elevation = False
+            program.reads_elevation = False
             self.rule_cond.append(
-                -1 if rule.condition is None else self.program.condition(rule.condition))
-            self.rule_uses_elevation.append(int(self.program.reads_elevation))
+                -1 if rule.condition is None else program.condition(rule.condition))
+            self.rule_uses_elevation.append(int(program.reads_elevation))
+        self.program_arrays = program.freeze()
 
     def _index_roles(self) -> None:
         self.role_index = {name: i for i, name in enumerate(self.role_order)}
@@ -276,7 +279,6 @@ class _Builder:
 
     # -- seal ---------------------------------------------------------------------------------
     def seal(self) -> Tables:
-        program = self.program
         bucket_start, bucket_rules = [], []
         for rules in self.bucket_list:
             bucket_start.append(len(bucket_rules))
@@ -298,7 +300,7 @@ class _Builder:
                               for _, rule in self.rules),
             rule_cond=tuple(self.rule_cond),
             rule_uses_elevation=tuple(self.rule_uses_elevation),
-            **program.freeze(),
+            **self.program_arrays,
             role_names=tuple(self.strings[name] for name in self.role_order),
             role_words=self.role_words,
             grant_keys=tuple(self.grant_keys),

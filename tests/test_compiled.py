@@ -365,6 +365,25 @@ def test_compiling_leaves_the_garbage_collector_as_it_found_it() -> None:
         (gc.enable if was else gc.disable)()
 
 
+def test_compiling_leaves_no_garbage_for_the_cyclic_collector() -> None:
+    """Everything a compile builds and drops is freed by reference counting: garbage in
+    cycles would wait for (and slow) the next full collection (it was most of the builder)."""
+    import gc
+
+    from layergate.bench.workload import build
+
+    workload = build(10)
+    policy = parse_policy(workload.policy, "w.lg", workload.data)
+    was = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        compile_policy(policy, workload.data)
+        assert gc.collect() == 0
+    finally:
+        (gc.enable if was else gc.disable)()
+
+
 def test_more_networks_than_the_evaluator_keeps_parsed() -> None:
     """The table of parsed networks grows as needed and, at its largest, starts over: every
     check stays right either way."""
