@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -16,15 +17,36 @@ from .gcpause import gc_paused
 
 
 @lru_cache(maxsize=1)
-def _parser() -> Lark:
-    grammar = resources.files(__package__).joinpath("grammar.lark").read_text("utf-8")
-    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=True)
+def _grammar() -> str:
+    return resources.files(__package__).joinpath("grammar.lark").read_text("utf-8")
+
+
+@lru_cache(maxsize=1)
+def _parser() -> tuple[Lark, _Build]:
+    """The LALR parser, building the AST while it parses (no parse tree), and its builder.
+
+    `keep_all_tokens` hands the builder every token, keywords and brackets included, so each
+    node's span runs from its first token to its last, as lark's `propagate_positions` would
+    place it (at twice the cost).
+    """
+    build = _Build()
+    return Lark(_grammar(), parser="lalr", keep_all_tokens=True, maybe_placeholders=True,
+                transformer=build), build
+
+
+@lru_cache(maxsize=1)
+def _tree_parser() -> Lark:
+    """A parser that builds a positioned parse tree: only to locate a too-deep condition."""
+    return Lark(_grammar(), parser="lalr", propagate_positions=True, maybe_placeholders=True)
 
 
 MAX_DEPTH = 200  # nesting of declarations and conditions; deeper is `expression_too_deep`
-
+# A condition's expression starts 4 levels down (start, layer, rule, condition), so one whose
+# parse tree is more than this tall reaches past MAX_DEPTH.
+_MAX_EXPR_HEIGHT = MAX_DEPTH - 3
 
 PARSED_FILES_KEPT = 1024  # parsed modules kept by (source, text): a reload skips unchanged files
+_PARSING = threading.Lock()  # the one builder keeps per-file state while lark drives it
 
 
 def parse_module(text: str, source: str = "<policy>") -> ast.Module:
@@ -44,25 +66,39 @@ def _parse_cached(text: str, source: str) -> ast.Module:  # failures raise, so a
 
 def _parse_uncached(text: str, source: str) -> ast.Module:
     lines = SourceLines()
-    try:
-        tree = _parser().parse(text)
-    except UnexpectedInput as exc:
-        lines.add(source, text)
-        raise PolicyError([_syntax_diagnostic(exc, source, lines)]) from None
-    builder = _ToAst(source)
-    try:
-        return builder.build(tree)
-    except _TooDeep as exc:
-        lines.add(source, text)
-        span = _span_of(source, exc.meta)
-        raise PolicyError([lines.diagnostic(
-            "expression_too_deep", f"conditions nest more than {MAX_DEPTH} levels deep; "
-            "split the rule or use a constant list with `in`", span)]) from None
+    parser, build = _parser()
+    with _PARSING:
+        build.start_file(source)
+        try:
+            return parser.parse(text)
+        except UnexpectedInput as exc:
+            lines.add(source, text)
+            raise PolicyError([_syntax_diagnostic(exc, source, lines)]) from None
+        except _TooDeep:
+            pass
+        finally:
+            build.start_file("")
+    lines.add(source, text)
+    span = _span_of(source, _too_deep_meta(_tree_parser().parse(text)))
+    raise PolicyError([lines.diagnostic(
+        "expression_too_deep", f"conditions nest more than {MAX_DEPTH} levels deep; "
+        "split the rule or use a constant list with `in`", span)]) from None
+
+
+def _too_deep_meta(tree: Tree) -> Any:
+    """The position of the node a depth-first walk (last child first) meets first beyond
+    MAX_DEPTH: the last of the nodes at depth MAX_DEPTH + 1."""
+    pending: list[tuple[Tree, int]] = [(tree, 0)]
+    while pending:
+        node, depth = pending.pop()
+        if depth > MAX_DEPTH:
+            return node.meta
+        pending.extend((c, depth + 1) for c in node.children if isinstance(c, Tree))
+    raise AssertionError("no node is nested deeper than MAX_DEPTH")
 
 
 class _TooDeep(Exception):
-    def __init__(self, meta: Any) -> None:
-        self.meta = meta
+    """A condition nests deeper than MAX_DEPTH (located afterwards, by `_too_deep_meta`)."""
 
 
 def _syntax_diagnostic(exc: UnexpectedInput, source: str, lines: SourceLines) -> Diagnostic:
@@ -126,40 +162,67 @@ class _RuleDraft:
         self.actions, self.resources = actions, resources
 
 
-class _ToAst:
-    """Builds frozen AST nodes, each with its source span, bottom-up without recursion.
+class _Part:
+    """A value with no span of its own (a name, a tuple, an expression in parentheses) and the
+    text it takes up, which its parent's span reaches to."""
 
-    Each method is named after a grammar rule (or alias) and gets (meta, children).
+    __slots__ = ("span", "value")
+
+    def __init__(self, value: Any, span: ast.Span) -> None:
+        self.value, self.span = value, span
+
+
+def _expr(item: Any) -> Any:
+    """An expression, out of the parentheses it may have been written in."""
+    return item.value if type(item) is _Part else item
+
+
+class _Build:
+    """Builds frozen AST nodes as lark reduces each grammar rule: no parse tree is made.
+
+    Each method is named after a grammar rule (or alias) and gets every child, tokens included
+    (None for an absent optional part). A node's span runs from its first child to its last;
+    for an expression in parentheses, the parentheses count (a `_Part` carries them).
     """
 
-    def __init__(self, source: str) -> None:
+    def __init__(self) -> None:
+        self.source = ""
+        # Parse-tree height of each expression node (by id) while its file is parsed: a
+        # condition taller than _MAX_EXPR_HEIGHT is `expression_too_deep`.
+        self.heights: dict[int, int] = {}
+
+    def start_file(self, source: str) -> None:
         self.source = source
-        self.handlers = {name: getattr(self, name) for name in dir(type(self))
-                         if not name.startswith("_") and name != "build"}
+        self.heights.clear()
 
-    def build(self, tree: Tree) -> Any:
-        results: dict[int, Any] = {}
-        pending: list[tuple[Tree, int]] = [(tree, 0)]
-        while pending:
-            node, depth = pending.pop()
-            if depth > MAX_DEPTH:
-                raise _TooDeep(node.meta)
-            if id(node) in results:
-                continue
-            subtrees = [c for c in node.children if isinstance(c, Tree)]
-            if any(id(c) not in results for c in subtrees):
-                pending.append((node, depth))
-                pending.extend((c, depth + 1) for c in subtrees if id(c) not in results)
-                continue
-            children = [results.pop(id(c)) if isinstance(c, Tree) else c for c in node.children]
-            results[id(node)] = self.handlers[node.data](node.meta, children)
-        return results[id(tree)]
+    def _span(self, children: list[Any]) -> ast.Span:
+        first, k = children[0], 0
+        while first is None:
+            k += 1
+            first = children[k]
+        last, k = children[-1], -1
+        while last is None:
+            k -= 1
+            last = children[k]
+        if type(first) is Token:
+            line, column = first.line, first.column
+        else:
+            line, column = first.span.line, first.span.column
+        if type(last) is Token:
+            return ast.Span(self.source, line, column, last.end_line, last.end_column)
+        return ast.Span(self.source, line, column, last.span.end_line, last.span.end_column)
 
-    def _span(self, meta: Any) -> ast.Span:
-        return _span_of(self.source, meta)
+    def _node(self, node: Any, height: int) -> Any:
+        self.heights[id(node)] = height
+        return node
+
+    def _height(self, *items: Any) -> int:
+        """One more than the tallest of these expressions (or path steps)."""
+        heights = self.heights
+        return 1 + max((heights[id(item)] for item in items), default=0)
 
     # -- declarations
-    def start(self, meta: Any, items: list[Any]) -> ast.Module:
+    def start(self, items: list[Any]) -> ast.Module:
         return ast.Module(
             source=self.source,
             consts=tuple(i for i in items if isinstance(i, ast.Const)),
@@ -168,27 +231,28 @@ class _ToAst:
             orders=tuple(i for i in items if isinstance(i, ast.LayerOrder)),
         )
 
-    def const_decl(self, meta: Any, children: list[Any]) -> ast.Const:
-        name, value = children
-        return ast.Const(str(name), value, self._span(meta))
+    def const_decl(self, children: list[Any]) -> ast.Const:
+        return ast.Const(str(children[1]), children[3], self._span(children))
 
-    def order_decl(self, meta: Any, names: list[Token]) -> ast.LayerOrder:
-        return ast.LayerOrder(tuple(str(n) for n in names), self._span(meta))
+    def order_decl(self, children: list[Any]) -> ast.LayerOrder:
+        names = tuple(str(c) for c in children[2:-1] if c.type == "NAME")
+        return ast.LayerOrder(names, self._span(children))
 
-    def role_decl(self, meta: Any, children: list[Any]) -> ast.Role:
-        name, parents, *grants = children
-        return ast.Role(str(name), parents or (), tuple(grants), self._span(meta))
+    def role_decl(self, children: list[Any]) -> ast.Role:
+        parents = children[2].value if children[2] is not None else ()
+        return ast.Role(str(children[1]), parents, tuple(children[4:-1]), self._span(children))
 
-    def extends(self, meta: Any, names: list[Token]) -> tuple[str, ...]:
-        return tuple(str(n) for n in names)
+    def extends(self, children: list[Any]) -> _Part:
+        return _Part(tuple(str(c) for c in children[1:] if c.type == "NAME"),
+                     self._span(children))
 
-    def grant(self, meta: Any, children: list[ast.Targets]) -> ast.Grant:
-        actions, resources_ = children
-        return ast.Grant(actions, resources_, self._span(meta))
+    def grant(self, children: list[Any]) -> ast.Grant:
+        return ast.Grant(children[0], children[2], self._span(children))
 
-    def layer_decl(self, meta: Any, children: list[Any]) -> ast.Layer:
-        name, description, controls, *drafts = children
-        layer_name = str(name)
+    def layer_decl(self, children: list[Any]) -> ast.Layer:
+        layer_name = str(children[1])
+        description = children[2].value if children[2] is not None else None
+        controls = children[3].value if children[3] is not None else ()
         rules = tuple(
             ast.Rule(
                 id=f"{layer_name}.{draft.name or position}",
@@ -199,101 +263,129 @@ class _ToAst:
                 named=draft.name is not None,
                 span=draft.span,
             )
-            for position, draft in enumerate(drafts, start=1)
+            for position, draft in enumerate(children[5:-1], start=1)
         )
-        return ast.Layer(layer_name, description, controls or (), rules, self._span(meta))
+        return ast.Layer(layer_name, description, controls, rules, self._span(children))
 
-    def description(self, meta: Any, children: list[Token]) -> str:
-        return _string(children[0])
+    def description(self, children: list[Token]) -> _Part:
+        return _Part(_string(children[0]), self._span(children))
 
-    def controls(self, meta: Any, children: list[Token]) -> tuple[str, ...]:
-        return tuple(_string(c) for c in children)
+    def controls(self, children: list[Token]) -> _Part:
+        return _Part(tuple(_string(c) for c in children[1:] if c.type == "STRING"),
+                     self._span(children))
 
-    def rule(self, meta: Any, children: list[Any]) -> _RuleDraft:
-        name, effect, actions, resources_, condition = children
-        return _RuleDraft(name, effect, actions, resources_, condition, self._span(meta))
+    def rule(self, children: list[Any]) -> _RuleDraft:
+        name, effect, actions, _, resources_, condition = children
+        return _RuleDraft(name.value if name is not None else None, effect.value, actions,
+                          resources_, condition.value if condition is not None else None,
+                          self._span(children))
 
-    def rule_name(self, meta: Any, children: list[Token]) -> str:
-        return str(children[0])
+    def rule_name(self, children: list[Token]) -> _Part:
+        return _Part(str(children[0]), self._span(children))
 
-    def allow(self, meta: Any, children: list[Any]) -> str:
-        return "allow"
+    def allow(self, children: list[Token]) -> _Part:
+        return _Part("allow", self._span(children))
 
-    def deny(self, meta: Any, children: list[Any]) -> str:
-        return "deny"
+    def deny(self, children: list[Token]) -> _Part:
+        return _Part("deny", self._span(children))
 
-    def condition(self, meta: Any, children: list[ast.Expr]) -> ast.Expr:
-        return children[0]
+    def condition(self, children: list[Any]) -> _Part:
+        expr = _expr(children[1])
+        if self.heights[id(expr)] > _MAX_EXPR_HEIGHT:
+            raise _TooDeep
+        return _Part(expr, self._span(children))
 
-    def any_target(self, meta: Any, children: list[Any]) -> ast.Targets:
-        return ast.Targets(None, self._span(meta))
+    def any_target(self, children: list[Token]) -> ast.Targets:
+        return ast.Targets(None, self._span(children))
 
-    def one_target(self, meta: Any, children: list[Token]) -> ast.Targets:
-        return ast.Targets((_target(children[0]),), self._span(meta))
+    def one_target(self, children: list[Token]) -> ast.Targets:
+        return ast.Targets((_target(children[0]),), self._span(children))
 
-    def target_list(self, meta: Any, children: list[Token]) -> ast.Targets:
-        return ast.Targets(tuple(_target(c) for c in children), self._span(meta))
+    def target_list(self, children: list[Token]) -> ast.Targets:
+        names = tuple(_target(c) for c in children[1:-1] if c.type in ("NAME", "STRING"))
+        return ast.Targets(names, self._span(children))
 
     # -- expressions
-    def or_(self, meta: Any, children: list[ast.Expr]) -> ast.Or:
-        return ast.Or(children[0], children[1], self._span(meta))
+    def operand(self, children: list[Any]) -> _Part:
+        """`( expr )`: the expression itself, spanning its parentheses for its parent."""
+        return _Part(_expr(children[1]), self._span(children))
 
-    def and_(self, meta: Any, children: list[ast.Expr]) -> ast.And:
-        return ast.And(children[0], children[1], self._span(meta))
+    def or_(self, children: list[Any]) -> ast.Or:
+        left, right = _expr(children[0]), _expr(children[2])
+        return self._node(ast.Or(left, right, self._span(children)),
+                          self._height(left, right))
 
-    def not_(self, meta: Any, children: list[ast.Expr]) -> ast.Not:
-        return ast.Not(children[0], self._span(meta))
+    def and_(self, children: list[Any]) -> ast.And:
+        left, right = _expr(children[0]), _expr(children[2])
+        return self._node(ast.And(left, right, self._span(children)),
+                          self._height(left, right))
 
-    def compare(self, meta: Any, children: list[Any]) -> ast.Compare:
-        left, op, right = children
-        return ast.Compare(str(op), left, right, self._span(meta))
+    def not_(self, children: list[Any]) -> ast.Not:
+        operand = _expr(children[1])
+        return self._node(ast.Not(operand, self._span(children)), self._height(operand))
 
-    def in_(self, meta: Any, children: list[ast.Expr]) -> ast.Membership:
-        return ast.Membership(children[0], children[1], span=self._span(meta))
+    def compare(self, children: list[Any]) -> ast.Compare:
+        left, right = _expr(children[0]), _expr(children[2])
+        return self._node(ast.Compare(str(children[1]), left, right, self._span(children)),
+                          self._height(left, right))
 
-    def not_in(self, meta: Any, children: list[ast.Expr]) -> ast.Membership:
-        return ast.Membership(children[0], children[1], negated=True, span=self._span(meta))
+    def in_(self, children: list[Any]) -> ast.Membership:
+        item, container = _expr(children[0]), _expr(children[2])
+        return self._node(ast.Membership(item, container, span=self._span(children)),
+                          self._height(item, container))
 
-    def contains(self, meta: Any, children: list[ast.Expr]) -> ast.Membership:
-        return ast.Membership(children[1], children[0], written_as_contains=True,
-                              span=self._span(meta))
+    def not_in(self, children: list[Any]) -> ast.Membership:
+        item, container = _expr(children[0]), _expr(children[3])
+        return self._node(ast.Membership(item, container, negated=True,
+                                         span=self._span(children)),
+                          self._height(item, container))
 
-    def const_ref(self, meta: Any, children: list[Token]) -> ast.ConstRef:
-        return ast.ConstRef(str(children[0]), self._span(meta))
+    def contains(self, children: list[Any]) -> ast.Membership:
+        container, item = _expr(children[0]), _expr(children[2])
+        return self._node(ast.Membership(item, container, written_as_contains=True,
+                                         span=self._span(children)),
+                          self._height(item, container))
 
-    def call(self, meta: Any, children: list[Any]) -> ast.Call:
-        name, *args = children
-        return ast.Call(str(name), tuple(a for a in args if a is not None), self._span(meta))
+    def const_ref(self, children: list[Token]) -> ast.ConstRef:
+        return self._node(ast.ConstRef(str(children[0]), self._span(children)), 1)
 
-    def now(self, meta: Any, children: list[Any]) -> ast.Now:
-        return ast.Now(self._span(meta))
+    def call(self, children: list[Any]) -> ast.Call:
+        args = tuple(_expr(c) for c in children[2:-1] if c is not None and type(c) is not Token)
+        return self._node(ast.Call(str(children[0]), args, self._span(children)),
+                          self._height(*args))
 
-    def path(self, meta: Any, children: list[Any]) -> ast.Path:
-        root, *steps = children
-        return ast.Path(str(root), tuple(steps), self._span(meta))
+    def now(self, children: list[Token]) -> ast.Now:
+        return self._node(ast.Now(self._span(children)), 1)
 
-    def field(self, meta: Any, children: list[Token]) -> ast.Field:
-        return ast.Field(str(children[0]), self._span(meta))
+    def path(self, children: list[Any]) -> ast.Path:
+        steps = tuple(children[1:])
+        return self._node(ast.Path(str(children[0]), steps, self._span(children)),
+                          self._height(*steps))
 
-    def index(self, meta: Any, children: list[ast.Expr]) -> ast.Index:
-        return ast.Index(children[0], self._span(meta))
+    def field(self, children: list[Token]) -> ast.Field:
+        return self._node(ast.Field(str(children[1]), self._span(children)), 1)
 
-    def list_lit(self, meta: Any, children: list[Any]) -> ast.ListLiteral:
-        return ast.ListLiteral(tuple(c for c in children if c is not None), self._span(meta))
+    def index(self, children: list[Any]) -> ast.Index:
+        key = _expr(children[1])
+        return self._node(ast.Index(key, self._span(children)), self._height(key))
 
-    def string(self, meta: Any, children: list[Token]) -> ast.Literal:
-        return ast.Literal(_string(children[0]), self._span(meta))
+    def list_lit(self, children: list[Any]) -> ast.ListLiteral:
+        items = tuple(c for c in children[1:-1] if c is not None and type(c) is not Token)
+        return self._node(ast.ListLiteral(items, self._span(children)), 2 if items else 1)
 
-    def number(self, meta: Any, children: list[Token]) -> ast.Literal:
+    def string(self, children: list[Token]) -> ast.Literal:
+        return self._node(ast.Literal(_string(children[0]), self._span(children)), 1)
+
+    def number(self, children: list[Token]) -> ast.Literal:
         text = str(children[0])
         value: int | float = float(text) if any(c in text for c in ".eE") else int(text)
-        return ast.Literal(value, self._span(meta))
+        return self._node(ast.Literal(value, self._span(children)), 1)
 
-    def true(self, meta: Any, children: list[Any]) -> ast.Literal:
-        return ast.Literal(True, self._span(meta))
+    def true(self, children: list[Token]) -> ast.Literal:
+        return self._node(ast.Literal(True, self._span(children)), 1)
 
-    def false(self, meta: Any, children: list[Any]) -> ast.Literal:
-        return ast.Literal(False, self._span(meta))
+    def false(self, children: list[Token]) -> ast.Literal:
+        return self._node(ast.Literal(False, self._span(children)), 1)
 
 
 def _string(token: Token) -> str:

@@ -97,3 +97,76 @@ def test_parsing_leaves_the_garbage_collector_as_it_found_it(enabled: bool) -> N
         assert gc.isenabled() is enabled
     finally:
         (gc.enable if was else gc.disable)()
+
+
+def _edges(node: object) -> tuple[int, int, int, int]:
+    span = node.span  # type: ignore[attr-defined]
+    return span.line, span.column, span.end_line, span.end_column
+
+
+def test_spans_run_from_first_to_last_token_parentheses_included() -> None:
+    """A node spans its keywords and brackets; an expression written in parentheses keeps its
+    own span, and its parent's span reaches over the parentheses."""
+    from layergate.dsl.parser import parse_module
+
+    text = ('layer l "d" {\n'
+            '  r1: allow read on doc when not (context.x or (context.y)) and f((1), [ ])\n'
+            '}\n')
+    layer = parse_module(text, "spans.lg").layers[0]
+    rule = layer.rules[0]
+    condition = rule.condition
+    assert _edges(layer) == (1, 1, 3, 2)
+    assert layer.span.file == "spans.lg"
+    assert _edges(rule) == (2, 3, 2, 76)  # from its name to the call's `)`
+    assert (_edges(rule.actions), _edges(rule.resources)) == ((2, 13, 2, 17), (2, 21, 2, 24))
+    assert _edges(condition) == (2, 30, 2, 76)
+    assert _edges(condition.left) == (2, 30, 2, 60)  # `not (...)`: to the `)`
+    assert _edges(condition.left.operand) == (2, 35, 2, 59)  # inside them
+    assert _edges(condition.left.operand.right) == (2, 49, 2, 58)  # `context.y` alone
+    call = condition.right
+    assert _edges(call) == (2, 65, 2, 76)
+    assert [_edges(arg) for arg in call.args] == [(2, 68, 2, 69), (2, 72, 2, 75)]
+
+
+@pytest.mark.parametrize(("nots", "column", "end_column"), [(196, 820, 822), (197, 817, 826)])
+def test_a_condition_nested_too_deep_is_reported_where_it_passes_the_limit(
+        nots: int, column: int, end_column: int) -> None:
+    """The node named is the last one at depth MAX_DEPTH + 1 (the expression starts at depth
+    4): the `.x` step under 196 `not`s, the whole path under 197."""
+    from layergate.dsl.parser import MAX_DEPTH, parse_module
+
+    assert MAX_DEPTH == 200
+    head = "layer a { allow * on * when "
+    with pytest.raises(PolicyError) as info:
+        parse_module(head + "not " * nots + "context.x }", f"deep-{nots}.lg")
+    (problem,) = info.value.diagnostics
+    assert problem.code == "expression_too_deep"
+    assert _edges(problem) == (1, column, 1, end_column)
+    assert parse_module(head + "not " * 195 + "context.x }", "deep-ok.lg").layers
+
+
+def test_files_parsed_on_many_threads_keep_their_own_names() -> None:
+    """One builder serves every parse, so parses take turns; each module's spans name its
+    own file."""
+    import threading
+
+    from layergate.dsl.parser import parse_module
+
+    results: dict[int, object] = {}
+
+    def parse(n: int) -> None:
+        text = "".join(f"layer t{n}_{k} {{ allow read on doc when context.n == {n} }}\n"
+                       for k in range(40))
+        results[n] = parse_module(text, f"thread-{n}.lg")
+
+    threads = [threading.Thread(target=parse, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for n, module in results.items():
+        files = {rule.condition.span.file for layer in module.layers  # type: ignore[attr-defined]
+                 for rule in layer.rules}
+        assert files == {f"thread-{n}.lg"}
+        assert module.layers[0].rules[0].condition.right.value == n  # type: ignore[attr-defined]
+    assert len(results) == 8
