@@ -15,6 +15,7 @@ from layergate.engine.server import PolicyHolder, PolicySource, Server, ServerOp
 
 from .certs import Authority
 from .conftest import EXAMPLES
+from .serving import serve
 
 JIT = EXAMPLES / "jit-grants"
 OPS = "spiffe://example.org/ns/ops/sa/"
@@ -228,23 +229,15 @@ def test_the_elevation_command(server: Server, authority: Authority, tmp_path: P
 
 
 def test_both_workers_of_a_server_see_a_grant(authority: Authority, tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
     leaf = authority.issue("localhost", dns=("localhost",), ips=("127.0.0.1",))
     for name, blob in (("server.pem", leaf.cert), ("server.key", leaf.key),
                        ("ca.pem", authority.pem)):
         (tmp_path / name).write_bytes(blob)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "layergate.engine.cli", "serve", str(JIT / "policy.lg"),
-         "--data", str(JIT / "data.json"), "--port", "0", "--workers", "2", "--watch", "0",
-         "--tls-cert", str(tmp_path / "server.pem"), "--tls-key", str(tmp_path / "server.key"),
-         "--client-ca", str(tmp_path / "ca.pem"), "--grants-db", str(tmp_path / "g.sqlite")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        line = process.stdout.readline()
-        assert line.startswith("layergate: serving"), line + process.stderr.read()
-        port = int(line.split(" on ")[1].split()[0].rsplit(":", 1)[1])
+    with serve(str(JIT / "policy.lg"), "--data", str(JIT / "data.json"), "--port", "0",
+               "--workers", "2", "--watch", "0", "--tls-cert", str(tmp_path / "server.pem"),
+               "--tls-key", str(tmp_path / "server.key"), "--client-ca", str(tmp_path / "ca.pem"),
+               "--grants-db", str(tmp_path / "g.sqlite")) as served:
+        process, port = served.process, served.port
         alice = authority.issue("alice", uris=(OPS + "alice",))
         bot = authority.issue("change-bot", uris=(OPS + "change-bot",))
 
@@ -265,5 +258,3 @@ def test_both_workers_of_a_server_see_a_grant(authority: Authority, tmp_path: Pa
         assert len(answered) == 2 and set(answered.values()) == {"allow"}
         process.terminate()
         assert process.wait(timeout=30) == 0
-    finally:
-        process.kill()

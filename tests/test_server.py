@@ -23,6 +23,7 @@ from layergate.clients._gen import authz_pb2 as pb
 from layergate.engine.server import PolicyHolder, PolicySource, Server, ServerOptions
 
 from .conftest import ANCHORS, EXAMPLES
+from .serving import serve
 
 INVOICE = EXAMPLES / "invoice"
 
@@ -313,32 +314,33 @@ def test_a_port_in_use_is_an_error(server: Server, policy_dir: Path) -> None:
 
 
 def test_serve_command_stops_gracefully_on_sigterm(tmp_path: Path) -> None:
-    process, port = _spawn(str(INVOICE / "policy.lg"), "--data", str(INVOICE / "data.json"),
-                           "--port", "0", "--watch", "0", "--workers", "1")
-    try:
-        with Client(f"127.0.0.1:{port}") as client:
+    with serve(str(INVOICE / "policy.lg"), "--data", str(INVOICE / "data.json"),
+               "--port", "0", "--watch", "0", "--workers", "1", "--no-grants") as served:
+        with Client(f"127.0.0.1:{served.port}") as client:
             assert client.check(_request())["decision"] == "allow"
-        process.terminate()
-        assert process.wait(timeout=20) == 0
-    finally:
-        process.kill()
+        served.process.terminate()
+        assert served.process.wait(timeout=20) == 0
 
 
-def _spawn(*args: str) -> tuple[subprocess.Popen, int]:
-    """`layergate serve ARGS` (no grant store: tests write nothing outside their tmp dirs)."""
-    process = subprocess.Popen([sys.executable, "-m", "layergate.engine.cli", "serve", *args,
-                                "--no-grants"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    line = process.stdout.readline()
-    assert line.startswith("layergate: serving sha256:"), line + process.stderr.read()
-    return process, int(line.split(" on ")[1].split()[0].rsplit(":", 1)[1].strip())
+def test_a_server_that_does_not_announce_itself_fails_the_test_in_time() -> None:
+    """The helper's deadline: a silent server fails the test (and is killed) instead of
+    hanging it; one that exits with an error fails it with its stderr."""
+    started = time.monotonic()
+    silent = serve(str(INVOICE / "policy.lg"), "--data", str(INVOICE / "data.json"),
+                   "--port", "0", "--no-grants", startup_seconds=0.01)
+    with pytest.raises(pytest.fail.Exception, match="said nothing within 0 s"), silent:
+        raise AssertionError("unreachable: the server cannot be up yet")
+    assert time.monotonic() - started < 60
+    failing = serve("missing.lg", "--port", "0", "--no-grants")
+    with pytest.raises(pytest.fail.Exception, match="no such file"), failing:
+        raise AssertionError("unreachable: there is no policy")
 
 
 def test_two_workers_serve_one_port() -> None:
-    process, port = _spawn(str(INVOICE / "policy.lg"), "--data", str(INVOICE / "data.json"),
-                           "--port", "0", "--workers", "2", "--watch", "0",
-                           "--admin-insecure-loopback")
-    try:
+    with serve(str(INVOICE / "policy.lg"), "--data", str(INVOICE / "data.json"),
+               "--port", "0", "--workers", "2", "--watch", "0",
+               "--admin-insecure-loopback", "--no-grants") as served:
+        process, port = served.process, served.port
         pids = set()
         for _ in range(60):  # the kernel spreads connections, so open fresh ones
             options = [("grpc.use_local_subchannel_pool", 1)]
@@ -357,8 +359,6 @@ def test_two_workers_serve_one_port() -> None:
         assert clash.returncode != 0 and "in use" in clash.stderr
         process.terminate()
         assert process.wait(timeout=30) == 0
-    finally:
-        process.kill()
 
 
 def test_a_worker_that_fails_to_start_stops_the_server(tmp_path: Path) -> None:
@@ -416,10 +416,11 @@ def test_sighup_reloads_and_metrics_count(tmp_path: Path) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         metrics_port = probe.getsockname()[1]
-    process, port = _spawn(str(tmp_path / "policy.lg"), "--data", str(tmp_path / "data.json"),
-                           "--port", "0", "--workers", "1", "--watch", "0",
-                           "--metrics-port", str(metrics_port))
-    try:
+    with serve(str(tmp_path / "policy.lg"), "--data", str(tmp_path / "data.json"),
+               "--port", "0", "--workers", "1", "--watch", "0",
+               "--metrics-port", str(metrics_port),
+               "--no-grants") as served:
+        process, port = served.process, served.port
         with Client(f"127.0.0.1:{port}") as client:
             before = client.check(_request())["revision"]
             client.check(_request(amount=99_999))
@@ -437,8 +438,6 @@ def test_sighup_reloads_and_metrics_count(tmp_path: Path) -> None:
         assert "layergate_rpc_duration_seconds_bucket" in text
         process.terminate()
         assert process.wait(timeout=30) == 0
-    finally:
-        process.kill()
 
 
 def test_internal_faults_never_allow(server: Server, client: Client,
