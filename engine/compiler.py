@@ -134,12 +134,13 @@ class _Builder:
         tail = path.steps[2:]
         if not all(isinstance(s, ast.Field) for s in tail):
             return
+        declared = self.policy.roles
         for key, entity in document.items():
             value: Any = entity
             for step in tail:
                 value = value.get(step.name) if isinstance(value, dict) else None
             if isinstance(value, list):
-                unknown = sorted({v for v in value if isinstance(v, str)} - set(self.policy.roles))
+                unknown = sorted({v for v in value if isinstance(v, str) and v not in declared})
                 if unknown:
                     self.problem("unknown_role", f"data entry `{key}` of "
                                  f"`{_prefix(path, 1)}` binds "
