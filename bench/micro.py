@@ -121,6 +121,11 @@ def in_process_results(setup: Setup, rounds: int) -> list[Result]:
         for request in small:
             check(request)
 
+    def repeated() -> None:  # one request over and over: its entity rows stay in cache
+        check, request = cython.check, small[0]
+        for _ in small:
+            check(request)
+
     def touch() -> None:  # the do-nothing baseline: read the three index fields per request
         out = []
         for request in small:
@@ -136,6 +141,8 @@ def in_process_results(setup: Setup, rounds: int) -> list[Result]:
                timed_rounds(lambda: cython.check_batch(large), len(large), rounds)),
         Result("cython_check", "cython check, one call each",
                timed_rounds(single, len(small), rounds)),
+        Result("cython_check_repeated", "cython check, one request repeated",
+               timed_rounds(repeated, len(small), rounds)),
         Result("python_twin_check_batch_1000", "python twin check_batch (1,000)",
                timed_rounds(lambda: setup.twin.check_batch(small), len(small), rounds)),
         Result("reference_check_batch_1000", "reference interpreter check_batch (1,000)",

@@ -14,8 +14,8 @@ import orjson
 from layergate.bench.loadgen import MODES
 from layergate.engine.cli import main
 
-IN_PROCESS = ("cython_check", "cython_check_batch_1000", "python_twin_check_batch_1000",
-              "reference_check_batch_1000")
+IN_PROCESS = ("cython_check", "cython_check_repeated", "cython_check_batch_1000",
+              "python_twin_check_batch_1000", "reference_check_batch_1000")
 FIGURES = ("decisions_per_s", "p50_us", "p90_us", "p99_us", "p99.9_us",
            "server_cpu_us_per_decision")
 
