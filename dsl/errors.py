@@ -36,11 +36,15 @@ CODES = {
     "unknown_function": "a call to a function that does not exist",
     "wrong_arity": "a function called with the wrong number of arguments",
     "type_mismatch": "an operation on values of a type it does not accept",
-    "invalid_literal": "a literal that is not a valid CIDR, timestamp or pattern",
+    "invalid_literal": "a literal with no valid value: a bad CIDR, timestamp or pattern, a "
+                       "number out of range, a string with a raw control character or half "
+                       "a surrogate pair",
     "unknown_attribute": "a path into a request entity that the request model does not have",
     "unknown_document": "a `data.<name>` path names a document the data does not hold",
     # compiling
     "index_too_large": "a layer names too many actions x resource types to index",
+    # serving
+    "load_failed": "a reload failed in the loader itself (a fault, logged with its traceback)",
 }
 
 

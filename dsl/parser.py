@@ -74,15 +74,26 @@ def _parse_uncached(text: str, source: str) -> ast.Module:
         except UnexpectedInput as exc:
             lines.add(source, text)
             raise PolicyError([_syntax_diagnostic(exc, source, lines)]) from None
-        except _TooDeep:
-            pass
+        except (_TooDeep, _BadLiteral) as exc:
+            problem = exc
         finally:
-            build.start_file("")
+            build.reset()
+    # The builder stopped there, before lark had read the rest of the file: a syntax error
+    # further on is still reported first, as it would be in any other file.
     lines.add(source, text)
-    span = _span_of(source, _too_deep_meta(_tree_parser().parse(text)))
+    try:
+        tree = _tree_parser().parse(text)
+    except UnexpectedInput as exc:
+        raise PolicyError([_syntax_diagnostic(exc, source, lines)]) from None
+    if isinstance(problem, _BadLiteral):
+        token = problem.token
+        span = ast.Span(source, token.line, token.column, token.end_line, token.end_column)
+        raise PolicyError([lines.diagnostic("invalid_literal", problem.message, span)])
+    meta = _too_deep_meta(tree)
+    span = ast.Span(source, meta.line, meta.column, meta.end_line, meta.end_column)
     raise PolicyError([lines.diagnostic(
         "expression_too_deep", f"conditions nest more than {MAX_DEPTH} levels deep; "
-        "split the rule or use a constant list with `in`", span)]) from None
+        "split the rule or use a constant list with `in`", span)])
 
 
 def _too_deep_meta(tree: Tree) -> Any:
@@ -99,6 +110,13 @@ def _too_deep_meta(tree: Tree) -> Any:
 
 class _TooDeep(Exception):
     """A condition nests deeper than MAX_DEPTH (located afterwards, by `_too_deep_meta`)."""
+
+
+class _BadLiteral(Exception):
+    """A token the grammar accepts but that holds no valid value."""
+
+    def __init__(self, token: Token, message: str) -> None:
+        self.token, self.message = token, message
 
 
 def _syntax_diagnostic(exc: UnexpectedInput, source: str, lines: SourceLines) -> Diagnostic:
@@ -147,12 +165,6 @@ def _describe(terminal: str) -> str:
     return terminal.lower()
 
 
-def _span_of(source: str, meta: Any) -> ast.Span:
-    if getattr(meta, "empty", False):
-        return ast.Span(source, 0, 0)
-    return ast.Span(source, meta.line, meta.column, meta.end_line, meta.end_column)
-
-
 class _RuleDraft:
     """A rule before its layer gives it an id."""
 
@@ -194,6 +206,10 @@ class _Build:
     def start_file(self, source: str) -> None:
         self.source = source
         self.heights.clear()
+
+    def reset(self) -> None:
+        """Forget the last file (its name and the heights of its nodes)."""
+        self.start_file("")
 
     def _span(self, children: list[Any]) -> ast.Span:
         first, k = children[0], 0
@@ -378,7 +394,11 @@ class _Build:
 
     def number(self, children: list[Token]) -> ast.Literal:
         text = str(children[0])
-        value: int | float = float(text) if any(c in text for c in ".eE") else int(text)
+        try:
+            value: int | float = float(text) if any(c in text for c in ".eE") else int(text)
+        except ValueError:  # Python reads at most 4,300 digits as an int
+            raise _BadLiteral(children[0],
+                              f"number with {len(text):,} digits is too long") from None
         return self._node(ast.Literal(value, self._span(children)), 1)
 
     def true(self, children: list[Token]) -> ast.Literal:
@@ -389,7 +409,24 @@ class _Build:
 
 
 def _string(token: Token) -> str:
-    return json.loads(str(token))
+    """The value of a STRING token: JSON string syntax, valid Unicode only."""
+    try:
+        value = json.loads(str(token))
+    except json.JSONDecodeError:  # the grammar lets raw control characters through
+        raise _BadLiteral(token, "a string may not hold a raw control character (such as a "
+                          "tab); write it as an escape: `\\t`, `\\u0001`") from None
+    if not _encodes(value):
+        raise _BadLiteral(token, "a `\\u` escape names half of a surrogate pair; write the "
+                          "character itself, or both halves")
+    return value
+
+
+def _encodes(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _target(token: Token) -> str:

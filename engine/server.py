@@ -113,6 +113,11 @@ class PolicyHolder:
                           self.current.authorizer.revision, error)
                 span = ast.Span(str(getattr(error, "filename", "") or "<policy>"), 0, 0)
                 return False, [Diagnostic("file_unreadable", str(error), span)]
+            except Exception as error:  # a fault in loading itself: still never a half policy
+                self._rejected()
+                log.exception("reload failed, still serving %s", self.current.authorizer.revision)
+                return False, [Diagnostic("load_failed", f"loading failed: {error!r}",
+                                          ast.Span("<policy>", 0, 0))]
             previous = self.current.authorizer.revision
             self.current = loaded  # one reference assignment: atomic for readers
             if self.metrics:

@@ -3,7 +3,7 @@
 The server's output is read by threads, so a server that never announces itself fails the
 test after `STARTUP_SECONDS` instead of hanging it, and a chatty one never blocks on a full
 pipe. The server runs in its own process group, killed as a whole (workers included) when the
-block ends.
+block ends if it is still running.
 """
 
 from __future__ import annotations
@@ -67,24 +67,29 @@ def serve(*args: str, startup_seconds: float = STARTUP_SECONDS) -> Iterator[Serv
     """Run `layergate serve ARGS` until the block ends; yields it once it announces its port."""
     process = subprocess.Popen(
         [sys.executable, "-m", "layergate.engine.cli", "serve", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
+        start_new_session=True)
     assert process.stdout is not None and process.stderr is not None
     stdout, stderr = _Reader(process.stdout), _Reader(process.stderr)
     try:
         line = stdout.first_line(startup_seconds)
         if line is None or not line.startswith(ANNOUNCEMENT):
-            _kill(process)
+            _stop(process)
             said = "nothing" if line is None else repr(line)
             pytest.fail(f"`layergate serve` said {said} within {startup_seconds:.0f} s, not "
                         f"{ANNOUNCEMENT!r}; stderr:\n{stderr.text()}")
         port = int(line.split(" on ")[1].split()[0].rsplit(":", 1)[1])
         yield Served(process, port, stderr)
     finally:
-        _kill(process)
+        _stop(process)
 
 
-def _kill(process: subprocess.Popen[str]) -> None:
-    """Kill the server's whole process group (its workers too) and reap it."""
-    with contextlib.suppress(ProcessLookupError):  # gone already: it stopped by itself
+def _stop(process: subprocess.Popen[str]) -> None:
+    """Kill the server's whole process group (its workers too) and reap it, unless the test
+    already saw it exit (its pid may then belong to another process)."""
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):  # it exited just now
         os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=30)
+    with contextlib.suppress(subprocess.TimeoutExpired):  # never hide the test's own failure
+        process.wait(timeout=30)

@@ -170,3 +170,42 @@ def test_files_parsed_on_many_threads_keep_their_own_names() -> None:
         assert files == {f"thread-{n}.lg"}
         assert module.layers[0].rules[0].condition.right.value == n  # type: ignore[attr-defined]
     assert len(results) == 8
+
+
+def _problems(text: str) -> list[tuple[str, int, int]]:
+    from layergate.dsl.parser import parse_module
+
+    with pytest.raises(PolicyError) as info:
+        parse_module(text, "problems.lg")
+    return [(d.code, d.span.line, d.span.column) for d in info.value.diagnostics]
+
+
+def test_a_syntax_error_after_a_too_deep_condition_is_reported_first() -> None:
+    """The builder stops at the deep condition before lark has read the rest of the file;
+    the syntax error further on still wins, as a coded diagnostic (never a lark exception)."""
+    deep = "layer a { allow * on * when " + "not " * 197 + "context.x"
+    assert _problems(deep + " oops }") == [("unexpected_token", 1, 832)]
+    assert _problems(deep + " }\nlayer b { allow * on * when a && b }") == [
+        ("c_style_operator", 2, 31)]
+    assert _problems(deep + " }\nlayer b { allow * on * when context.x = 1 }") == [
+        ("single_equals", 2, 39)]
+    assert _problems(deep + " }\n") == [("expression_too_deep", 1, 817)]
+
+
+@pytest.mark.parametrize("literal", [
+    '"a\tb"',  # a raw tab: JSON strings need it escaped
+    '"\\ud800"',  # half a surrogate pair: not a character
+    "1" * 5_000,  # more digits than Python reads as an int
+])
+def test_a_literal_with_no_valid_value_is_a_coded_error(literal: str) -> None:
+    text = f"layer a {{ allow * on * when context.x == {literal} }}\n"
+    assert _problems(text) == [("invalid_literal", 1, 42)]
+    assert _problems(text + "layer {") == [("unexpected_token", 2, 7)]  # syntax first
+
+
+def test_escaped_characters_and_surrogate_pairs_are_read() -> None:
+    from layergate.dsl.parser import parse_module
+
+    module = parse_module('layer a { allow * on * when context.x in ["a\\tb", "\\ud83d\\ude00"] }',
+                          "escapes.lg")
+    assert module.layers[0].rules[0].condition.container.values == ("a\tb", "\U0001F600")

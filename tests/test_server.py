@@ -204,6 +204,23 @@ def test_admin_info_validate_and_reload(client: Client, server: Server, policy_d
     assert client.check(_request(amount=75_000))["revision"] == reloaded.revision
 
 
+def test_a_fault_while_reloading_keeps_the_old_policy(policy_dir: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not only policy errors: any exception while loading is a rejected reload (the file
+    watcher, which calls reload, must survive it)."""
+    holder = PolicyHolder(PolicySource((policy_dir / "policy.lg",), policy_dir / "data.json"))
+    serving = holder.current
+
+    def broken(self: PolicySource) -> None:
+        raise RuntimeError("a bug in loading")
+
+    monkeypatch.setattr(PolicySource, "load", broken)
+    reloaded, problems = holder.reload()
+    assert not reloaded and holder.current is serving
+    assert [p.code for p in problems] == ["load_failed"]
+    assert "a bug in loading" in problems[0].message
+
+
 def test_file_changes_reload_by_themselves(policy_dir: Path) -> None:
     server = _start(policy_dir / "policy.lg", policy_dir / "data.json", watch=0.1)
     try:
