@@ -87,3 +87,13 @@ def glob_match(text: str, pattern: str) -> bool:
     while p < len(pattern) and pattern[p] == "*":
         p += 1
     return p == len(pattern)
+
+
+def is_unicode(text: str) -> bool:
+    """Whether `text` is valid Unicode: no half of a surrogate pair (`"\\ud800"` in JSON
+    decodes to one), which UTF-8, and so JSON output, cannot hold."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

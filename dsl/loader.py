@@ -12,6 +12,7 @@ import yaml
 
 from . import ast
 from .errors import Diagnostic, PolicyError, SourceLines
+from .literals import is_unicode
 from .parser import parse_module
 from .validate import build_policy
 
@@ -103,26 +104,30 @@ def parse_data(text: str, name: str = "<data>") -> dict[str, Any]:
                                          column, text)]) from None
     if value is None:
         value = {}
-    if not _finite(value):
-        raise PolicyError([_data_problem("data holds NaN or an infinite number", name, 1, 1,
-                                         text)])
+    problem = _unrepresentable(value)
+    if problem:
+        raise PolicyError([_data_problem(problem, name, 1, 1, text)])
     if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
         raise PolicyError([_data_problem("data must be an object mapping document names to "
                                          "documents", name, 1, 1, text)])
     return value
 
 
-def _finite(value: Any) -> bool:
+def _unrepresentable(value: Any) -> str | None:
+    """What in the data has no JSON value (tables and revisions are JSON), or None."""
     pending = [value]
     while pending:
         item = pending.pop()
         if isinstance(item, float) and not math.isfinite(item):
-            return False
+            return "data holds NaN or an infinite number"
+        if isinstance(item, str) and not is_unicode(item):
+            return "data holds a string with half a surrogate pair (a lone `\\ud800`-`\\udfff`)"
         if isinstance(item, dict):
+            pending.extend(item)
             pending.extend(item.values())
         elif isinstance(item, list):
             pending.extend(item)
-    return True
+    return None
 
 
 def _file_problem(code: str, message: str, path: Path) -> Diagnostic:

@@ -14,6 +14,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
 from . import ast
 from .errors import Diagnostic, PolicyError, SourceLines
 from .gcpause import gc_paused
+from .literals import is_unicode
 
 
 @lru_cache(maxsize=1)
@@ -415,18 +416,10 @@ def _string(token: Token) -> str:
     except json.JSONDecodeError:  # the grammar lets raw control characters through
         raise _BadLiteral(token, "a string may not hold a raw control character (such as a "
                           "tab); write it as an escape: `\\t`, `\\u0001`") from None
-    if not _encodes(value):
+    if not is_unicode(value):
         raise _BadLiteral(token, "a `\\u` escape names half of a surrogate pair; write the "
                           "character itself, or both halves")
     return value
-
-
-def _encodes(value: str) -> bool:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _target(token: Token) -> str:

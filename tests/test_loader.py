@@ -62,6 +62,20 @@ def test_data_files(tmp_path: Path) -> None:
     assert parse_data("", "empty.yaml") == {}
 
 
+@pytest.mark.parametrize(("text", "name"), [
+    ('{"accounts": {"sa": {"name": "\\ud800"}}}', "data.json"),  # half a surrogate pair
+    ('{"accounts": {"\\udfff": {}}}', "data.json"),  # ... as a key
+    ('accounts:\n  sa: {name: "\\ud800"}\n', "data.yaml"),
+])
+def test_data_that_json_cannot_hold_is_invalid(text: str, name: str) -> None:
+    """Tables and revisions are JSON: a lone surrogate would fail there, so it fails here."""
+    with pytest.raises(PolicyError) as info:
+        parse_data(text, name)
+    assert info.value.codes == ["invalid_data"]
+    assert "surrogate" in info.value.diagnostics[0].message
+    assert parse_data('{"a": {"b": "\\ud83d\\ude00"}}', "data.json") == {"a": {"b": "\U0001F600"}}
+
+
 def test_unchanged_files_are_not_parsed_again(tmp_path: Path) -> None:
     from layergate.dsl.parser import parse_module
 
