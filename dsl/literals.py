@@ -97,3 +97,12 @@ def is_unicode(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def fits_a_double(value: int) -> bool:
+    """Whether an integer is within a double's range (numbers compare as doubles)."""
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True

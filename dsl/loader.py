@@ -12,7 +12,7 @@ import yaml
 
 from . import ast
 from .errors import Diagnostic, PolicyError, SourceLines
-from .literals import is_unicode
+from .literals import fits_a_double, is_unicode
 from .parser import parse_module
 from .validate import build_policy
 
@@ -102,6 +102,9 @@ def parse_data(text: str, name: str = "<data>") -> dict[str, Any]:
         line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
         raise PolicyError([_data_problem(f"not valid YAML: {exc}".splitlines()[0], name, line,
                                          column, text)]) from None
+    except ValueError as exc:  # an integer of more digits than Python converts (4,300)
+        raise PolicyError([_data_problem(f"a number is too long: {exc}", name, 1, 1,
+                                         text)]) from None
     if value is None:
         value = {}
     problem = _unrepresentable(value)
@@ -120,6 +123,8 @@ def _unrepresentable(value: Any) -> str | None:
         item = pending.pop()
         if isinstance(item, float) and not math.isfinite(item):
             return "data holds NaN or an infinite number"
+        if isinstance(item, int) and not isinstance(item, bool) and not fits_a_double(item):
+            return "data holds a number beyond the range of a double (about 1.8e308)"
         if isinstance(item, str) and not is_unicode(item):
             return "data holds a string with half a surrogate pair (a lone `\\ud800`-`\\udfff`)"
         if isinstance(item, dict):

@@ -9,7 +9,7 @@ from typing import Any
 
 from . import ast
 from .errors import Diagnostic, PolicyError, SourceLines
-from .literals import parse_network, parse_timestamp
+from .literals import fits_a_double, parse_network, parse_timestamp
 
 # Static types; ANY is "known only at evaluation time" (request and data values).
 STRING, NUMBER, BOOL, LIST, TIMESTAMP, ANY = "string", "number", "bool", "list", "timestamp", "any"
@@ -194,8 +194,11 @@ class _Checker:
         if isinstance(lit.value, bool):
             return BOOL
         if isinstance(lit.value, (int, float)):
-            if not math.isfinite(lit.value):
+            if isinstance(lit.value, float) and not math.isfinite(lit.value):
                 self.error("invalid_literal", f"number `{lit.value}` is out of range", lit.span)
+            elif isinstance(lit.value, int) and not fits_a_double(lit.value):
+                self.error("invalid_literal", f"a {len(str(abs(lit.value))):,}-digit number is "
+                           "out of range (numbers are doubles: at most about 1.8e308)", lit.span)
             return NUMBER
         return STRING
 

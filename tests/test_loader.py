@@ -62,17 +62,21 @@ def test_data_files(tmp_path: Path) -> None:
     assert parse_data("", "empty.yaml") == {}
 
 
-@pytest.mark.parametrize(("text", "name"), [
-    ('{"accounts": {"sa": {"name": "\\ud800"}}}', "data.json"),  # half a surrogate pair
-    ('{"accounts": {"\\udfff": {}}}', "data.json"),  # ... as a key
-    ('accounts:\n  sa: {name: "\\ud800"}\n', "data.yaml"),
+@pytest.mark.parametrize(("text", "name", "said"), [
+    ('{"accounts": {"sa": {"name": "\\ud800"}}}', "data.json", "surrogate"),  # half a pair
+    ('{"accounts": {"\\udfff": {}}}', "data.json", "surrogate"),  # ... as a key
+    ('accounts:\n  sa: {name: "\\ud800"}\n', "data.yaml", "surrogate"),
+    ('{"accounts": {"sa": {"limit": ' + "9" * 400 + "}}}", "data.json", "range of a double"),
+    ('{"accounts": {"sa": {"limit": ' + "9" * 5_000 + "}}}", "data.json", "too long"),
+    ("accounts: {sa: {limit: " + "9" * 5_000 + "}}", "data.yaml", "too long"),
 ])
-def test_data_that_json_cannot_hold_is_invalid(text: str, name: str) -> None:
-    """Tables and revisions are JSON: a lone surrogate would fail there, so it fails here."""
+def test_data_that_json_cannot_hold_is_invalid(text: str, name: str, said: str) -> None:
+    """Tables and revisions are JSON of doubles and valid Unicode: what they cannot hold
+    would fail there (a TypeError, an OverflowError), so it fails here, coded."""
     with pytest.raises(PolicyError) as info:
         parse_data(text, name)
     assert info.value.codes == ["invalid_data"]
-    assert "surrogate" in info.value.diagnostics[0].message
+    assert said in info.value.diagnostics[0].message
     assert parse_data('{"a": {"b": "\\ud83d\\ude00"}}', "data.json") == {"a": {"b": "\U0001F600"}}
 
 
