@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 from collections.abc import Iterable, Mapping
@@ -12,7 +13,7 @@ import yaml
 
 from . import ast
 from .errors import Diagnostic, PolicyError, SourceLines
-from .literals import fits_a_double, is_unicode
+from .literals import is_unicode
 from .parser import parse_module
 from .validate import build_policy
 
@@ -107,7 +108,7 @@ def parse_data(text: str, name: str = "<data>") -> dict[str, Any]:
                                          text)]) from None
     if value is None:
         value = {}
-    problem = _unrepresentable(value)
+    problem = data_problem(value)
     if problem:
         raise PolicyError([_data_problem(problem, name, 1, 1, text)])
     if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
@@ -116,22 +117,39 @@ def parse_data(text: str, name: str = "<data>") -> dict[str, Any]:
     return value
 
 
-def _unrepresentable(value: Any) -> str | None:
-    """What in the data has no JSON value (tables and revisions are JSON), or None."""
+INT64_MIN, UINT64_END = -(1 << 63), 1 << 64  # the integers JSON output here can hold
+
+
+def data_problem(value: Any) -> str | None:
+    """Why the data has no JSON form (tables and revisions are written as JSON), or None:
+    only objects with string keys, arrays, strings of valid Unicode, finite numbers (integers
+    within 64 bits), booleans and null."""
     pending = [value]
     while pending:
         item = pending.pop()
-        if isinstance(item, float) and not math.isfinite(item):
-            return "data holds NaN or an infinite number"
-        if isinstance(item, int) and not isinstance(item, bool) and not fits_a_double(item):
-            return "data holds a number beyond the range of a double (about 1.8e308)"
-        if isinstance(item, str) and not is_unicode(item):
-            return "data holds a string with half a surrogate pair (a lone `\\ud800`-`\\udfff`)"
         if isinstance(item, dict):
+            if not all(isinstance(key, str) for key in item):
+                return "data keys must be strings (in YAML, quote a key such as `1:` or `on:`)"
             pending.extend(item)
             pending.extend(item.values())
         elif isinstance(item, list):
             pending.extend(item)
+        elif isinstance(item, str):
+            if not is_unicode(item):
+                return "data holds a string with half a surrogate pair (a lone `\\ud800`)"
+        elif isinstance(item, bool) or item is None:
+            continue
+        elif isinstance(item, int):
+            if not INT64_MIN <= item < UINT64_END:
+                return "data holds an integer beyond 64 bits"
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return "data holds NaN or an infinite number"
+        elif isinstance(item, (datetime.date, datetime.time)):
+            return ("data holds a YAML date or time, not a string: quote it "
+                    "(timestamps are RFC 3339 strings)")
+        else:
+            return f"data holds a {type(item).__name__}, which is not a JSON value"
     return None
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from layergate.dsl import PolicyError, ast
 from layergate.dsl.errors import Diagnostic, SourceLines
 from layergate.dsl.gcpause import gc_paused
+from layergate.dsl.loader import data_problem
 from layergate.dsl.printer import Memo
 from layergate.dsl.printer import expr as printed
 
@@ -44,6 +45,9 @@ def compile_policy(policy: ast.Policy, data: Mapping[str, Any] | None = None,
 
 def _compile(policy: ast.Policy, data: Mapping[str, Any] | None,
              report: CompileReport | None) -> Tables:
+    problem = data_problem(dict(data or {}))  # loaded files were checked; data given in code not
+    if problem:
+        raise PolicyError([Diagnostic("invalid_data", problem, ast.Span("<data>", 0, 0))])
     builder = _Builder(policy, dict(data or {}))
     stages: list[tuple[str, Callable[[], None]]] = [
         ("resolve", builder.resolve),

@@ -407,3 +407,20 @@ def test_more_networks_than_the_evaluator_keeps_parsed() -> None:
             _eval._limit_parsed_networks(old)
     twin = Authorizer(tables, backend="python")
     assert [d.allowed for d in twin.check_batch(requests[:400])] == expected[:400]
+
+
+@pytest.mark.parametrize(("data", "said"), [
+    ({"accounts": {0: {}}}, "keys must be strings"),
+    ({"accounts": {"sa": {"roles": {"r"}}}}, "set"),
+    ({"accounts": {"sa": {"limit": 2**70}}}, "beyond 64 bits"),
+    ({"accounts": {"sa": {"name": "\ud800"}}}, "surrogate"),
+    ({"accounts": {"sa": {"limit": float("nan")}}}, "NaN"),
+])
+def test_data_given_in_code_is_checked_like_a_data_file(data: dict, said: str) -> None:
+    """Data passed to compile_policy directly (not loaded from a file) gets the same coded
+    error, not a TypeError from writing the revision or the tables."""
+    policy = parse_policy("layer a { allow * on * when data.accounts[subject.id].ok }")
+    with pytest.raises(PolicyError) as info:
+        compile_policy(policy, data)
+    assert info.value.codes == ["invalid_data"]
+    assert said in info.value.diagnostics[0].message

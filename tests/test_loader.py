@@ -66,7 +66,10 @@ def test_data_files(tmp_path: Path) -> None:
     ('{"accounts": {"sa": {"name": "\\ud800"}}}', "data.json", "surrogate"),  # half a pair
     ('{"accounts": {"\\udfff": {}}}', "data.json", "surrogate"),  # ... as a key
     ('accounts:\n  sa: {name: "\\ud800"}\n', "data.yaml", "surrogate"),
-    ('{"accounts": {"sa": {"limit": ' + "9" * 400 + "}}}", "data.json", "range of a double"),
+    ('{"accounts": {"sa": {"limit": ' + "9" * 20 + "}}}", "data.json", "beyond 64 bits"),
+    ('{"accounts": {"sa": {"limit": ' + "9" * 400 + "}}}", "data.json", "beyond 64 bits"),
+    ("accounts: {sa: {1: x}}", "data.yaml", "keys must be strings"),
+    ("accounts: {sa: {since: 2020-01-01}}", "data.yaml", "quote it"),
     ('{"accounts": {"sa": {"limit": ' + "9" * 5_000 + "}}}", "data.json", "too long"),
     ("accounts: {sa: {limit: " + "9" * 5_000 + "}}", "data.yaml", "too long"),
 ])

@@ -81,3 +81,42 @@ literals = st.one_of(
 def test_any_literal_gives_a_value_or_a_coded_error(literal: str, operator: str) -> None:
     _coded_or_accepted(f"layer a {{ allow * on * when context.x {operator} {literal} }}\n"
                        f"const C = {literal}\n")
+
+
+DATA_POLICY = """role reader { read on doc }
+layer a {
+  allow * on * when grants(data.d[subject.id].roles) and cidr(context.ip, data.d[subject.id].nets)
+  deny * on * when data.d[subject.id].x == 1 or data.e.k in data.d[subject.id].l
+  allow * on * when time(data.d[subject.id].t) > now and data.d[subject.id]["y"].z
+}"""
+data_leaves = st.one_of(
+    st.none(), st.booleans(), st.integers(-2**70, 2**70),
+    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=5),
+    st.sampled_from(["reader", "10.0.0.0/8", "2020-01-01T00:00:00Z", "::1/128"]))
+json_values = st.recursive(data_leaves, lambda children: st.one_of(
+    st.lists(children, max_size=3),
+    st.dictionaries(st.one_of(st.text(max_size=3), st.integers(0, 3)), children, max_size=3),
+), max_leaves=8)
+documents = st.dictionaries(st.sampled_from(["d", "e", "f"]), st.one_of(
+    json_values, st.dictionaries(st.sampled_from(["sa", "sb"]), json_values, max_size=2)),
+    max_size=3)
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(documents)
+def test_any_data_compiles_and_decides_or_gives_a_coded_error(data: dict) -> None:
+    """Whatever the data holds (wrong types, int keys, huge numbers): a coded error, or tables
+    that round-trip through bytes and decide on both evaluators."""
+    from layergate.engine import Authorizer
+
+    try:
+        tables = compile_policy(parse_policy(DATA_POLICY, "data.lg", data), data)
+    except PolicyError as error:
+        assert error.codes
+        return
+    request = {"subject": {"type": "s", "id": "sa"}, "action": {"name": "read"},
+               "resource": {"type": "doc", "id": "x"}, "context": {"ip": "10.1.2.3"}}
+    decisions = {Authorizer(t, backend=backend).check(request).decision
+                 for t in (tables, Tables.from_bytes(tables.to_bytes()))
+                 for backend in ("cython", "python")}
+    assert len(decisions) == 1
