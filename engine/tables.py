@@ -7,13 +7,15 @@ The layout is documented field by field; `engine.opcodes` numbers the codes used
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import orjson
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: a SHA-256 digest of the payload follows the version
 MAGIC = b"LGTABLES"
+_DIGEST_BYTES = 32
 
 
 class TablesFormatError(ValueError):
@@ -105,9 +107,11 @@ class Tables:
     bitset_words: tuple[int, ...]
 
     def to_bytes(self) -> bytes:
-        """Serialize: magic, format version, then the fields as canonical JSON."""
+        """Serialize: magic, format version, the SHA-256 of the payload, then the payload (the
+        fields as canonical JSON)."""
         payload = orjson.dumps(asdict(self), option=orjson.OPT_SORT_KEYS)
-        return MAGIC + FORMAT_VERSION.to_bytes(4, "big") + payload
+        return (MAGIC + FORMAT_VERSION.to_bytes(4, "big") + hashlib.sha256(payload).digest()
+                + payload)
 
     @classmethod
     def from_bytes(cls, blob: bytes) -> Tables:
@@ -118,8 +122,13 @@ class Tables:
         if version != FORMAT_VERSION:
             raise TablesFormatError(f"compiled with table format {version}; this Layergate "
                                     f"reads format {FORMAT_VERSION}: recompile the policy")
+        start = len(MAGIC) + 4 + _DIGEST_BYTES
+        digest, payload = blob[len(MAGIC) + 4:start], blob[start:]
+        if hashlib.sha256(payload).digest() != digest:
+            raise TablesFormatError("corrupt compiled policy: its checksum does not match (the "
+                                    "file was changed or cut short after `layergate compile`)")
         try:
-            raw = orjson.loads(blob[len(MAGIC) + 4:])
+            raw = orjson.loads(payload)
             values = {f.name: _freeze(raw[f.name]) for f in fields(cls)}
         except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
             raise TablesFormatError(f"corrupt compiled policy: {exc}") from None

@@ -70,6 +70,10 @@ def test_foreign_stale_and_corrupt_bytes_are_refused() -> None:
         Tables.from_bytes(stale)
     with pytest.raises(TablesFormatError, match="corrupt"):
         Tables.from_bytes(blob[:-20])
+    flipped = bytearray(blob)
+    flipped[len(blob) // 2] ^= 0x01  # one bit, e.g. a digit of an index: caught by the checksum
+    with pytest.raises(TablesFormatError, match="checksum"):
+        Tables.from_bytes(bytes(flipped))
 
 
 def test_data_that_contradicts_the_policy_is_a_coded_compile_error() -> None:
