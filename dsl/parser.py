@@ -37,7 +37,9 @@ def _parser() -> tuple[Lark, _Build]:
 
 @lru_cache(maxsize=1)
 def _tree_parser() -> Lark:
-    """A parser that builds a positioned parse tree: only to locate a too-deep condition."""
+    """A parser that builds a positioned parse tree, for files the builder stopped early on
+    (a too-deep condition, a literal with no value): a later syntax error is then reported
+    first, and the too-deep node is located in the tree."""
     return Lark(_grammar(), parser="lalr", propagate_positions=True, maybe_placeholders=True)
 
 
