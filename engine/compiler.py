@@ -456,6 +456,11 @@ class _Program:
     def walk(self, path: ast.Path, base: int, start: int) -> int:
         if start == len(path.steps):
             return base
+        # Dynamic keys first: a key that is itself a walk appends its own steps, and this
+        # walk's steps must be one run.
+        keys = {position: self.expr(step.key) for position, step in enumerate(path.steps)
+                if position >= start and _static_key(step) is None
+                and isinstance(step, ast.Index)}
         first = len(self.steps)
         for position in range(start, len(path.steps)):
             step = path.steps[position]
@@ -466,8 +471,7 @@ class _Program:
             if key is not None:
                 self.steps.append((op.STEP_STATIC, self.b.sid(key), text, missing))
             else:
-                assert isinstance(step, ast.Index)
-                self.steps.append((op.STEP_DYNAMIC, self.expr(step.key), text, missing))
+                self.steps.append((op.STEP_DYNAMIC, keys[position], text, missing))
         return self.node(op.WALK, base, first, len(path.steps) - start, text=self.text(path))
 
     def _data_path(self, path: ast.Path) -> int:
