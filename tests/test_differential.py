@@ -94,6 +94,7 @@ PATHS = [
     _path("resource", "properties", "amount"),
     _path("resource", "properties", "tags"),
     _path("resource", "properties", "meta", _path("context", "key")),
+    _path("resource", "properties", "meta", _path("context", "keys", _path("context", "key"))),
     _path("context", "env"),
     _path("context", "amount"),
     _path("context", "flag"),
@@ -196,6 +197,10 @@ def requests(draw: st.DrawFn) -> dict[str, Any]:
     resource_props = props(["owner", "env", "amount", "tags"])
     if draw(st.booleans()):
         resource_props["meta"] = {"env": draw(scalars), "k2": draw(values)}
+    context = props(["env", "amount", "flag", "time", "ip", "key"])
+    if draw(st.booleans()):  # a key path's own computed key: meta[keys[key]]
+        context["keys"] = draw(st.one_of(st.just({"prod": "env", "x": "k2", "dev": "gone"}),
+                                         values))
     return {
         "subject": {"type": draw(st.sampled_from(["service_account", "user"])),
                     "id": draw(st.sampled_from(SUBJECTS)),
@@ -203,7 +208,7 @@ def requests(draw: st.DrawFn) -> dict[str, Any]:
         "action": {"name": draw(st.sampled_from([*ACTIONS, "purge"]))},
         "resource": {"type": draw(st.sampled_from([*TYPES, "bucket"])),
                      "id": draw(strings), "properties": resource_props},
-        "context": props(["env", "amount", "flag", "time", "ip", "key"]),
+        "context": context,
     }
 
 
