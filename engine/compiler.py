@@ -45,10 +45,11 @@ def compile_policy(policy: ast.Policy, data: Mapping[str, Any] | None = None,
 
 def _compile(policy: ast.Policy, data: Mapping[str, Any] | None,
              report: CompileReport | None) -> Tables:
-    problem = data_problem(dict(data or {}))  # loaded files were checked; data given in code not
+    documents = dict(data or {})
+    problem = data_problem(documents)  # loaded files were checked; data given in code not
     if problem:
         raise PolicyError([Diagnostic("invalid_data", problem, ast.Span("<data>", 0, 0))])
-    builder = _Builder(policy, dict(data or {}))
+    builder = _Builder(policy, documents)
     stages: list[tuple[str, Callable[[], None]]] = [
         ("resolve", builder.resolve),
         ("normalize", builder.normalize),

@@ -7,14 +7,12 @@ are never given to the Cython evaluator here: it would read out of bounds.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import asdict
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 
@@ -25,7 +23,7 @@ from layergate.engine import Tables, TablesFormatError, compile_policy
 from layergate.engine import opcodes as op
 from layergate.engine import tables as tables_module
 from layergate.engine.pyeval import TableEvaluator
-from layergate.engine.tables import FORMAT_VERSION, MAGIC, MAX_NODE_DEPTH
+from layergate.engine.tables import MAX_NODE_DEPTH
 
 from .conftest import EXAMPLES
 from .corpus import load_cases
@@ -58,9 +56,9 @@ DATA = {"docs": {"d1": {"owner": "alice"}, "d2": {"owner": "bob"}, "d3": {}},
 
 
 def _blob(fields: dict[str, Any]) -> bytes:
-    """Table bytes exactly as `Tables.to_bytes` writes them (a valid checksum), for any fields."""
-    payload = orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)
-    return MAGIC + FORMAT_VERSION.to_bytes(4, "big") + hashlib.sha256(payload).digest() + payload
+    """Table bytes with a valid checksum for any fields (`Tables` itself checks nothing;
+    only `from_bytes` does)."""
+    return Tables(**fields).to_bytes()
 
 
 def _fields(tables: Tables) -> dict[str, Any]:
