@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 from functools import lru_cache
 from importlib import resources
@@ -50,6 +51,16 @@ _MAX_EXPR_HEIGHT = MAX_DEPTH - 3
 
 PARSED_FILES_KEPT = 1024  # parsed modules kept by (source, text): a reload skips unchanged files
 _PARSING = threading.Lock()  # the one builder keeps per-file state while lark drives it
+
+
+def _unlock_after_fork() -> None:
+    """A process forked while another thread was parsing inherits the lock held by a thread
+    that does not exist in it: give the child a free lock (each parse resets the builder)."""
+    global _PARSING
+    _PARSING = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_unlock_after_fork)
 
 
 def parse_module(text: str, source: str = "<policy>") -> ast.Module:

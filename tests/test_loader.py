@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -191,6 +192,31 @@ def test_files_parsed_on_many_threads_keep_their_own_names() -> None:
         assert files == {f"thread-{n}.lg"}
         assert module.layers[0].rules[0].condition.right.value == n  # type: ignore[attr-defined]
     assert len(results) == 8
+
+def test_a_process_forked_while_another_thread_parses_can_parse() -> None:
+    """The parse lock is held by the parent's parsing thread at the fork; the child, where
+    that thread does not exist, gets a free one instead of waiting forever."""
+    import os
+
+    from layergate.dsl import parser
+
+    with parser._PARSING:  # as if another thread were parsing at the fork
+        pid = os.fork()
+        if pid == 0:  # the child: parse, and report by exit status (no pytest teardown)
+            try:
+                module = parser.parse_module("layer forked { allow read on doc }", "forked.lg")
+                os._exit(0 if module.layers[0].name == "forked" else 1)
+            finally:
+                os._exit(2)
+    deadline = time.monotonic() + 20
+    while (done := os.waitpid(pid, os.WNOHANG)) == (0, 0) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if done == (0, 0):
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child hung on the parse lock")
+    assert os.waitstatus_to_exitcode(done[1]) == 0
+
 
 
 def _problems(text: str) -> list[tuple[str, int, int]]:
