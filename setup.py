@@ -22,13 +22,12 @@ def extensions() -> list:
         macros.append(("CYTHON_TRACE", "1"))
     # Cython finds `engine/_eval.pxd` by the source tree's package name (`engine`); the
     # installed module is `layergate.engine._eval` (the folders are mapped in pyproject.toml).
-    module = Extension(
-        "engine._eval",
-        ["engine/_eval.pyx"],
-        define_macros=macros,
-        extra_compile_args=["-O0", "-g"] if DEBUG else ["-O3"],
-    )
-    built = cythonize([module], compiler_directives=directives, quiet=True, force=DEBUG)
+    modules = [
+        Extension(f"engine.{name}", [f"engine/{name}.pyx"], define_macros=macros,
+                  extra_compile_args=["-O0", "-g"] if DEBUG else ["-O3"])
+        for name in ("_eval", "_wire")
+    ]
+    built = cythonize(modules, compiler_directives=directives, quiet=True, force=DEBUG)
     for extension in built:
         extension.name = "layergate." + extension.name
     return built

@@ -2,9 +2,10 @@
 
     python -m layergate.bench.servicer_profile [--size 10] [--top 15]
 
-Calls the real `AuthorizerService` methods in-process on already-parsed messages, times the
-edge stages of BatchCheck one by one (decode items into dicts, decide, build the responses,
-serialize), per item, and prints cProfile's view of BatchCheck, StreamCheck and Check.
+Calls the real `AuthorizerService` methods in-process on serialized messages, read as the
+server reads them, times the edge stages of BatchCheck one by one (read the bytes into dicts,
+decide, build and frame the responses), per item, and prints cProfile's view of BatchCheck,
+StreamCheck and Check.
 """
 
 from __future__ import annotations
@@ -58,10 +59,8 @@ def _per_item(run: Callable[[], Any], items: int, repeat: int = 10) -> float:
 
 def stages(service: AuthorizerService, setup: Setup) -> dict[str, float]:
     """Microseconds per item of each step of a 1,000-item BatchCheck, and of the whole."""
-    message = pb.BatchCheckRequest.FromString(
-        convert.batch_request(setup.small, None, "execute_all", False).SerializeToString())
-    raw = message.SerializeToString()
-    items, defaults, semantic = wire.batch_items(message)
+    raw = convert.batch_request(setup.small, None, "execute_all", False).SerializeToString()
+    items, defaults, semantic, _ = wire.read_batch(raw)
     decisions = setup.cython.check_batch(items, defaults, semantic)
 
     def encode() -> bytes:
@@ -71,30 +70,33 @@ def stages(service: AuthorizerService, setup: Setup) -> dict[str, float]:
 
     count = len(setup.small)
     return {
-        "parse the request (upb)": _per_item(lambda: pb.BatchCheckRequest.FromString(raw), count),
-        "items to dicts (wire.batch_items)": _per_item(lambda: wire.batch_items(message), count),
+        "read the request (wire.read_batch: bytes to dicts)": _per_item(
+            lambda: wire.read_batch(raw), count),
         "decide (check_batch)": _per_item(
             lambda: setup.cython.check_batch(items, defaults, semantic), count),
         "encode the response (wire.Encoder: bytes per distinct decision, framed)": _per_item(
             encode, count),
-        "the whole BatchCheck servicer": _per_item(
-            lambda: service.BatchCheck(message, _Context()), count),
+        "the whole BatchCheck (read, servicer)": _per_item(
+            lambda: service.BatchCheck(wire.read_batch(raw), _Context()), count),
     }
 
 
 def profiles(service: AuthorizerService, setup: Setup, top: int) -> str:
     """cProfile of each servicer on the first 1,000 requests, by own time."""
-    batch = convert.batch_request(setup.small, None, "execute_all", False)
+    batch = convert.batch_request(setup.small, None, "execute_all", False).SerializeToString()
     stream = pb.StreamCheckRequest()
     for index, request in enumerate(setup.small):
         item = stream.items.add(correlation_id=str(index))
         item.request.CopyFrom(convert.check_request(request))
-    singles = [convert.check_request(r) for r in setup.small]
+    streamed = stream.SerializeToString()
+    singles = [convert.check_request(r).SerializeToString() for r in setup.small]
     runs = {
-        "BatchCheck (1,000 items)": lambda: service.BatchCheck(batch, _Context()),
+        "BatchCheck (1,000 items)": lambda: service.BatchCheck(wire.read_batch(batch),
+                                                               _Context()),
         "StreamCheck (one message of 1,000 items)": lambda: list(
-            service.StreamCheck(iter([stream]), _Context())),
-        "Check (1,000 calls)": lambda: [service.Check(m, _Context()) for m in singles],
+            service.StreamCheck(iter([wire.read_stream(streamed)]), _Context())),
+        "Check (1,000 calls)": lambda: [service.Check(wire.read_check(m), _Context())
+                                        for m in singles],
     }
     out = io.StringIO()
     for label, run in runs.items():
@@ -114,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     service = AuthorizerService(PolicyHolder(_Prepared(setup)))
     print(f"S = {args.size}: microseconds per item of a 1,000-item BatchCheck (best of 10)")
     for stage, micros in stages(service, setup).items():
-        print(f"  {stage:<45} {micros:8.2f} µs")
+        print(f"  {stage:<72} {micros:8.2f} µs")
     print(profiles(service, setup, args.top))
     return 0
 

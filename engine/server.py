@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -183,28 +183,31 @@ class AuthorizerService(rpc.AuthorizerServicer):
         return self.encoder.check_response(decision, decision_id, layers=explain)
 
     @_guarded
-    def Check(self, request: pb.CheckRequest, context: grpc.ServicerContext) -> bytes:
+    def Check(self, request: tuple[dict[str, Any], bool] | RequestError,
+              context: grpc.ServicerContext) -> bytes:
         started = time.perf_counter()
         authorizer = self.holder.current.authorizer
         caller = caller_of(context)
         try:
-            asked = wire.request_dict(request)
-            decision = self._decide(authorizer, asked, caller, self._explain(request.explain))
+            if isinstance(request, RequestError):
+                raise request
+            asked, explain = request
+            decision = self._decide(authorizer, asked, caller, self._explain(explain))
         except RequestError as exc:
-            context.set_trailing_metadata((("layergate-field", exc.field),))
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{exc.field}: {exc.message}")
+            if exc.field:
+                context.set_trailing_metadata((("layergate-field", exc.field),))
+            _refuse(context, exc)
         self._record("Check", [decision], started)
-        return self._answer(decision, asked, caller, request.explain,
-                            time.perf_counter() - started)
+        return self._answer(decision, asked, caller, explain, time.perf_counter() - started)
 
     @_guarded
-    def BatchCheck(self, request: pb.BatchCheckRequest, context: grpc.ServicerContext) -> bytes:
+    def BatchCheck(self, request: tuple[list[Any], dict[str, Any], str, bool] | RequestError,
+                   context: grpc.ServicerContext) -> bytes:
         started = time.perf_counter()
         authorizer = self.holder.current.authorizer
-        try:
-            items, defaults, semantic = wire.batch_items(request)
-        except RequestError as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{exc.field}: {exc.message}")
+        if isinstance(request, RequestError):
+            _refuse(context, request)
+        items, defaults, semantic, explain = request
         unreadable = {i: item for i, item in enumerate(items) if isinstance(item, RequestError)}
         for index in unreadable:
             items[index] = None  # denied below with the error that made it unreadable
@@ -219,7 +222,7 @@ class AuthorizerService(rpc.AuthorizerServicer):
                      for item, elevation in zip(items, elevations, strict=True)]
         caller = caller_of(context)
         decisions = authorizer.check_batch(items, defaults, semantic, caller,
-                                           self._explain(request.explain))
+                                           self._explain(explain))
         if uses_grants:
             decisions = [authorizer.with_grant(d, elevations[i] or {})
                          for i, d in enumerate(decisions)]
@@ -230,19 +233,21 @@ class AuthorizerService(rpc.AuthorizerServicer):
                 exc = unreadable[index]
                 decision = invalid_request_decision(exc.message, exc.field, authorizer.revision)
             asked = merged[index] if merged is not None else {}
-            results.append(self._answer(decision, asked, caller, request.explain, each))
+            results.append(self._answer(decision, asked, caller, explain, each))
         self._record("BatchCheck", decisions, started)
         return self.encoder.batch_response(results, authorizer.revision)
 
-    def StreamCheck(self, requests: Iterator[pb.StreamCheckRequest],
+    def StreamCheck(self, requests: Iterator[list[tuple[str, Any, bool]] | RequestError],
                     context: grpc.ServicerContext) -> Iterator[bytes]:
         caller = caller_of(context)
         for message in requests:
+            if isinstance(message, RequestError):
+                _refuse(context, message)  # the results already sent stand
             started = time.perf_counter()
             authorizer = self.holder.current.authorizer  # per message: follows reloads
             results = []
             decided: list[Decision] = []
-            for correlation_id, item, explain in wire.stream_items(message):
+            for correlation_id, item, explain in message:
                 item_started = time.perf_counter()
                 invalid_field = ""
                 try:
@@ -262,17 +267,24 @@ class AuthorizerService(rpc.AuthorizerServicer):
             yield self.encoder.stream_response(results)
 
 
+def _refuse(context: grpc.ServicerContext, problem: RequestError) -> NoReturn:
+    """End the call INVALID_ARGUMENT, naming the field (none when the bytes are unreadable)."""
+    text = f"{problem.field}: {problem.message}" if problem.field else problem.message
+    context.abort(grpc.StatusCode.INVALID_ARGUMENT, text)
+
+
 def _add_authorizer(service: AuthorizerService, server: grpc.Server) -> None:
-    """The generated registration, except that responses are already bytes (wire.Encoder)."""
+    """The generated registration, except that requests are read from their bytes straight
+    into dicts and responses are already bytes (both in `wire`)."""
     handlers = {
         "Check": grpc.unary_unary_rpc_method_handler(
-            service.Check, request_deserializer=pb.CheckRequest.FromString,
+            service.Check, request_deserializer=wire.read_check,
             response_serializer=wire.serialized),
         "BatchCheck": grpc.unary_unary_rpc_method_handler(
-            service.BatchCheck, request_deserializer=pb.BatchCheckRequest.FromString,
+            service.BatchCheck, request_deserializer=wire.read_batch,
             response_serializer=wire.serialized),
         "StreamCheck": grpc.stream_stream_rpc_method_handler(
-            service.StreamCheck, request_deserializer=pb.StreamCheckRequest.FromString,
+            service.StreamCheck, request_deserializer=wire.read_stream,
             response_serializer=wire.serialized),
     }
     name = pb.DESCRIPTOR.services_by_name["Authorizer"].full_name

@@ -1,7 +1,9 @@
 """The protobuf edge: the only module that reads or builds `layergate.v1` messages.
 
-Messages become the AuthZEN-shaped dicts the engine takes, and decisions become messages.
-Properties and context travel as JSON objects in bytes (decoded with orjson).
+Request messages are read from their wire bytes by the compiled reader (`_wire.pyx`, which
+reads what protobuf reads) straight into the AuthZEN-shaped dicts the engine takes;
+properties and context travel as JSON objects in bytes (decoded with orjson). Decisions
+become messages.
 
 Decision responses are written as bytes: each distinct decision's `CheckResponse` is
 serialized once (decisions are shared objects), and per item only its decision id is
@@ -17,19 +19,20 @@ import secrets
 from collections.abc import Iterable
 from typing import Any
 
-import orjson
-
 from layergate.clients._gen import authz_pb2 as pb
 from layergate.dsl import Diagnostic
 
+from .authorizer import ExtensionMissing
 from .decision import Decision
 from .request import RequestError
 
-SEMANTICS = {
-    pb.BATCH_SEMANTIC_EXECUTE_ALL: "execute_all",
-    pb.BATCH_SEMANTIC_DENY_ON_FIRST_DENY: "deny_on_first_deny",
-    pb.BATCH_SEMANTIC_PERMIT_ON_FIRST_PERMIT: "permit_on_first_permit",
-}
+try:
+    from . import _wire
+except ImportError as exc:  # the server reads requests only through it: no silent fallback
+    raise ExtensionMissing(
+        f"the compiled request reader layergate.engine._wire is not built ({exc}); "
+        "reinstall with `pip install -e .` (a C compiler is needed)") from exc
+
 OUTCOMES = {"allow": pb.LAYER_OUTCOME_ALLOW, "deny": pb.LAYER_OUTCOME_DENY,
             "no_match": pb.LAYER_OUTCOME_NO_MATCH}
 
@@ -113,60 +116,33 @@ def serialized(message: Any) -> bytes:
     return message if type(message) is bytes else message.SerializeToString()
 
 
-def _json_object(raw: bytes, name: str, suffix: str) -> dict[str, Any]:
-    """A JSON object from bytes; the field path (`name` + `suffix`) is built only on error."""
+def _readable(kind: str, read: Any, data: bytes) -> Any:
+    """What `read` makes of a request message, or a RequestError (field "") for bytes that
+    are not one: a gRPC deserializer must not raise, or the call would end INTERNAL."""
     try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise RequestError(name + suffix, f"is not valid JSON: {exc}") from None
-    if type(value) is not dict:
-        raise RequestError(name + suffix, "must be a JSON object")
-    return value
+        return read(data)
+    except RequestError as exc:
+        return exc
+    except _wire.WireError as exc:
+        return RequestError("", f"not a valid {kind}: {exc}")
 
 
-def _entity(message: Any, name: str, fields: tuple[str, ...]) -> dict[str, Any]:
-    """An entity message as a dict; empty strings are absent (proto3 cannot tell them apart)."""
-    out: dict[str, Any] = {}
-    for key in fields:
-        value = getattr(message, key)
-        if value:
-            out[key] = value
-    raw = message.properties_json
-    if raw:
-        out["properties"] = _json_object(raw, name, ".properties_json")
-    return out
+def read_check(data: bytes) -> tuple[dict[str, Any], bool] | RequestError:
+    """A CheckRequest as (AuthZEN request dict, explain)."""
+    return _readable("CheckRequest", _wire.read_check, data)
 
 
-def request_dict(message: Any) -> dict[str, Any]:
-    """A CheckRequest or BatchItem as an AuthZEN dict (only the fields it sets)."""
-    out: dict[str, Any] = {}
-    has = message.HasField
-    if has("subject"):
-        out["subject"] = _entity(message.subject, "subject", ("type", "id"))
-    if has("action"):
-        out["action"] = _entity(message.action, "action", ("name",))
-    if has("resource"):
-        out["resource"] = _entity(message.resource, "resource", ("type", "id"))
-    raw = message.context_json
-    if raw:
-        out["context"] = _json_object(raw, "context_json", "")
-    return out
+def read_batch(data: bytes) -> tuple[list[Any], dict[str, Any], str, bool] | RequestError:
+    """A BatchCheckRequest as (items, defaults, semantic, explain); an item that cannot be
+    read is a RequestError in its place (field `items[i]....`), denied while the others are
+    decided."""
+    return _readable("BatchCheckRequest", _wire.read_batch, data)
 
 
-def batch_items(message: pb.BatchCheckRequest) -> tuple[list[Any], dict[str, Any], str]:
-    """(items, defaults, semantic) of a BatchCheckRequest; a bad item becomes a RequestError
-    placeholder so that it is denied in place while the others are decided."""
-    semantic = SEMANTICS.get(message.semantic)
-    if semantic is None:
-        raise RequestError("semantic", f"unknown batch semantic {message.semantic}")
-    defaults = request_dict(message)
-    items: list[Any] = []
-    for index, item in enumerate(message.items):
-        try:
-            items.append(request_dict(item))
-        except RequestError as exc:
-            items.append(RequestError(f"items[{index}].{exc.field}", exc.message))
-    return items, defaults, semantic
+def read_stream(data: bytes) -> list[tuple[str, Any, bool]] | RequestError:
+    """A StreamCheckRequest as (correlation id, request dict or RequestError, explain) per
+    item."""
+    return _readable("StreamCheckRequest", _wire.read_stream, data)
 
 
 class DecisionIds:
@@ -202,14 +178,3 @@ def response(decision: Decision, decision_id: str = "",
 def diagnostics(items: Iterable[Diagnostic]) -> list[pb.PolicyDiagnostic]:
     return [pb.PolicyDiagnostic(code=d.code, message=d.message, file=d.span.file,
                                 line=d.span.line, column=d.span.column) for d in items]
-
-
-def stream_items(message: pb.StreamCheckRequest) -> list[tuple[str, Any, bool]]:
-    """(correlation id, request dict or RequestError, explain) for each item."""
-    out: list[tuple[str, Any, bool]] = []
-    for item in message.items:
-        try:
-            out.append((item.correlation_id, request_dict(item.request), item.request.explain))
-        except RequestError as exc:
-            out.append((item.correlation_id, exc, False))
-    return out

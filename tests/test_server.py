@@ -106,6 +106,33 @@ def test_malformed_requests_are_invalid_argument(client: Client, server: Server)
     assert info.value.details().startswith("subject.properties_json: is not valid JSON")
 
 
+def test_bytes_that_are_no_message_are_invalid_argument(server: Server) -> None:
+    """Each RPC, sent bytes protobuf cannot parse (a length past the end), fails
+    INVALID_ARGUMENT naming the message; the stream first answers the good message before."""
+    truncated = b"\x0a\x05ab"
+    good = pb.StreamCheckRequest(items=[pb.StreamItem(
+        correlation_id="c1", request=pb.CheckRequest(**{
+            "subject": pb.Subject(type="service_account", id="billing-eu"),
+            "action": pb.Action(name="submit"), "resource": pb.Resource(type="invoice", id="i"),
+        }))]).SerializeToString()
+    path = "/layergate.v1.Authorizer/"
+    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        for method, message in (("Check", "CheckRequest"), ("BatchCheck", "BatchCheckRequest")):
+            call = channel.unary_unary(path + method)  # bytes in, bytes out
+            with pytest.raises(grpc.RpcError) as info:
+                call(truncated, timeout=10)
+            assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert info.value.details().startswith(f"not a valid {message}: ")
+        stream = channel.stream_stream(path + "StreamCheck")
+        answers = stream(iter([good, truncated]), timeout=10)
+        first = pb.StreamCheckResponse.FromString(next(answers))
+        assert [r.correlation_id for r in first.results] == ["c1"]
+        with pytest.raises(grpc.RpcError) as info:
+            next(answers)
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert info.value.details().startswith("not a valid StreamCheckRequest: ")
+
+
 def test_batch_semantics_and_invalid_items(client: Client) -> None:
     defaults = {"subject": {"type": "service_account", "id": "billing-eu"},
                 "action": {"name": "submit"}}
