@@ -163,6 +163,19 @@ def test_a_missing_extension_is_reported_loudly(monkeypatch: pytest.MonkeyPatch)
     assert Authorizer(tables, backend="python").check  # the twin only when asked for
 
 
+def test_a_missing_request_reader_stops_the_server_loudly(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    import layergate.engine
+
+    monkeypatch.setitem(sys.modules, "layergate.engine._wire", None)
+    monkeypatch.delattr(layergate.engine, "_wire", raising=False)  # as if never imported
+    monkeypatch.delitem(sys.modules, "layergate.engine.wire", raising=False)
+    with pytest.raises(ExtensionMissing, match=r"request reader .* not built"):
+        importlib.import_module("layergate.engine.wire")
+
+
 def test_evaluators_are_safe_to_share_between_threads() -> None:
     authorizer = Authorizer.from_files(EXAMPLES / "invoice" / "policy.lg",
                                        EXAMPLES / "invoice" / "data.json")
