@@ -8,6 +8,7 @@ so a reload never changes the policy under a request that is being decided.
 from __future__ import annotations
 
 import functools
+import gc
 import ipaddress
 import logging
 import threading
@@ -82,16 +83,41 @@ class PolicySource:
                       time.time())
 
 
-class PolicyHolder:
-    """The policy being served, replaced only by a policy that loaded completely."""
+YOUNG_COLLECTION_EVERY = 20_000  # allocations; CPython's default, 700, is one per 70 items
 
-    def __init__(self, source: PolicySource, metrics: Metrics | None = None) -> None:
+
+def settle_heap() -> None:
+    """Keep the loaded policy out of the cyclic garbage collector's way.
+
+    A policy over a large estate is long-lived objects by the hundred thousand (about 160,000
+    at 10,000 entities), which every full collection walks again while calls wait: in a
+    serving process about a quarter of a `BatchCheck`'s time. Frozen, they are never walked
+    (reference counting still frees them once unused); what was frozen before is thawed and
+    collected first, so a replaced policy's cycles are freed too.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(YOUNG_COLLECTION_EVERY, *gc.get_threshold()[1:])
+
+
+class PolicyHolder:
+    """The policy being served, replaced only by a policy that loaded completely.
+
+    `freeze_heap` (the serving processes set it) calls `settle_heap` after every load.
+    """
+
+    def __init__(self, source: PolicySource, metrics: Metrics | None = None,
+                 freeze_heap: bool = False) -> None:
         self.source = source
         self.metrics = metrics
+        self.freeze_heap = freeze_heap
         self._lock = threading.Lock()
         self.current: Loaded = source.load()
         if metrics:
             metrics.revision(self.current.authorizer.revision)
+        if freeze_heap:
+            settle_heap()
 
     def _rejected(self) -> None:
         if self.metrics:
@@ -120,10 +146,14 @@ class PolicyHolder:
                                           ast.Span("<policy>", 0, 0))]
             previous = self.current.authorizer.revision
             self.current = loaded  # one reference assignment: atomic for readers
+            revision = loaded.authorizer.revision
+            del loaded  # the holder's reference is the one that counts
+            if self.freeze_heap:
+                settle_heap()
             if self.metrics:
                 self.metrics.reloaded(True)
-                self.metrics.revision(loaded.authorizer.revision)
-            log.info("reloaded policy %s (was %s)", loaded.authorizer.revision, previous)
+                self.metrics.revision(revision)
+            log.info("reloaded policy %s (was %s)", revision, previous)
             return True, []
 
 

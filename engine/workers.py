@@ -27,7 +27,8 @@ def serve(source: PolicySource, options: ServerOptions, workers: int = 1) -> int
     copy of the policy; the parent only supervises them.
     """
     if workers <= 1:
-        holder = PolicyHolder(source, Metrics() if options.metrics_port is not None else None)
+        holder = PolicyHolder(source, Metrics() if options.metrics_port is not None else None,
+                          freeze_heap=True)
         return _serve_one(holder, options, announce=True)
     return _supervise(source, options, workers)
 
@@ -57,7 +58,8 @@ def _worker(source: PolicySource, options: ServerOptions, reserved: socket.socke
     reserved.close()
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, signal.SIG_DFL)
-    holder = PolicyHolder(source, Metrics() if options.metrics_port is not None else None)
+    holder = PolicyHolder(source, Metrics() if options.metrics_port is not None else None,
+                          freeze_heap=True)
     os._exit(_serve_one(holder, options, announce=False, ready=ready))
 
 

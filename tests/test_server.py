@@ -231,6 +231,33 @@ def test_admin_info_validate_and_reload(client: Client, server: Server, policy_d
     assert client.check(_request(amount=75_000))["revision"] == reloaded.revision
 
 
+def test_serving_processes_keep_the_policy_out_of_the_collectors_way(policy_dir: Path) -> None:
+    """The serving path freezes what is loaded (full collections would walk it again and
+    again) and collects young objects less often; a replaced policy is still freed."""
+    import gc
+    import weakref
+
+    from layergate.engine.server import YOUNG_COLLECTION_EVERY
+
+    thresholds = gc.get_threshold()
+    try:
+        holder = PolicyHolder(PolicySource((policy_dir / "policy.lg",), policy_dir / "data.json"),
+                              freeze_heap=True)
+        assert gc.get_freeze_count() > 0
+        assert gc.get_threshold()[0] == YOUNG_COLLECTION_EVERY
+        replaced = weakref.ref(holder.current.authorizer.tables)
+        data = json.loads((policy_dir / "data.json").read_text())
+        (policy_dir / "data.json").write_text(json.dumps({**data, "unused": {}}))
+        gc.unfreeze()
+        assert holder.reload()[0]
+        assert replaced() is None  # not kept alive by the freeze
+        assert holder.current.authorizer.check(_request()).allowed
+        assert gc.get_freeze_count() > 0  # frozen again after the reload
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
+
+
 def test_a_fault_while_reloading_keeps_the_old_policy(policy_dir: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """Not only policy errors: any exception while loading is a rejected reload (the file
