@@ -25,7 +25,7 @@ ctypedef const unsigned char* Bytes
 cdef object _loads = orjson.loads
 cdef object _JSONError = orjson.JSONDecodeError
 cdef tuple SEMANTICS = BATCH_SEMANTICS  # by their numbers in the BatchSemantic enum
-cdef int MAX_GROUP_DEPTH = 100
+cdef int MAX_DEPTH = 100  # messages and groups, as protobuf (upb) limits them
 
 
 class WireError(ValueError):
@@ -91,11 +91,12 @@ cdef Bytes _delimited(Bytes at, Bytes end, Span* out) except NULL:
     return at + size
 
 
-cdef Bytes _skip(Bytes at, Bytes end, int number, int wire_type) except NULL:
-    """Skip the payload of a field this reader does not use."""
+cdef Bytes _skip(Bytes at, Bytes end, int number, int wire_type, int depth) except NULL:
+    """Skip the payload of a field this reader does not use; `depth` is how deep the message
+    holding it is nested (a group nests one deeper, as a message does)."""
     cdef uint64_t ignored
     cdef Span payload
-    cdef int depth = 0, inner_number, inner_type
+    cdef int inner_number, inner_type
     if wire_type == 0:
         return _varint(at, end, &ignored)
     if wire_type == 1 or wire_type == 5:
@@ -105,20 +106,15 @@ cdef Bytes _skip(Bytes at, Bytes end, int number, int wire_type) except NULL:
     if wire_type == 2:
         return _delimited(at, end, &payload)
     if wire_type == 3:  # a group: skip to its end, nested groups included
+        if depth >= MAX_DEPTH:
+            raise WireError(f"nested more than {MAX_DEPTH} deep")
         while True:
             at = _field(at, end, &inner_number, &inner_type, True)
             if inner_type == 4:
                 if inner_number != number:
                     raise WireError("mismatched end of group")
                 return at
-            if inner_type == 3:
-                depth += 1
-                if depth > MAX_GROUP_DEPTH:
-                    raise WireError("groups nested too deep")
-                at = _skip(at, end, inner_number, 3)
-                depth -= 1
-            else:
-                at = _skip(at, end, inner_number, inner_type)
+            at = _skip(at, end, inner_number, inner_type, depth + 1)
     if wire_type == 4:
         raise WireError("end of group without a start")
     raise WireError(f"invalid wire type {wire_type}")
@@ -169,7 +165,7 @@ cdef Bytes _string(Bytes at, Bytes end, Span* out) except NULL:
     return at
 
 
-cdef int _entity(Span body, Entity* out, bint action) except -1:
+cdef int _entity(Span body, Entity* out, bint action, int depth) except -1:
     """Read (merge) a Subject, Action or Resource."""
     cdef Bytes at = body.at
     cdef Bytes end = body.at + body.size
@@ -178,7 +174,7 @@ cdef int _entity(Span body, Entity* out, bint action) except -1:
     while at < end:
         at = _field(at, end, &number, &wire_type)
         if wire_type != 2:
-            at = _skip(at, end, number, wire_type)
+            at = _skip(at, end, number, wire_type, depth)
         elif number == 1:
             at = _string(at, end, &out.first)
         elif number == 2 and not action:
@@ -186,12 +182,12 @@ cdef int _entity(Span body, Entity* out, bint action) except -1:
         elif number == (2 if action else 3):
             at = _delimited(at, end, &out.props)
         else:
-            at = _skip(at, end, number, wire_type)
+            at = _skip(at, end, number, wire_type, depth)
     return 0
 
 
 cdef Bytes _request_field(Bytes at, Bytes end, int number, int wire_type, Request* out,
-                          bint* used) except NULL:
+                          bint* used, int depth) except NULL:
     """Fields 1 to 4, shared by CheckRequest, BatchItem and BatchCheckRequest."""
     cdef Span body
     used[0] = wire_type == 2 and 1 <= number <= 4
@@ -199,17 +195,17 @@ cdef Bytes _request_field(Bytes at, Bytes end, int number, int wire_type, Reques
         return at
     at = _delimited(at, end, &body)
     if number == 1:
-        _entity(body, &out.subject, False)
+        _entity(body, &out.subject, False, depth + 1)
     elif number == 2:
-        _entity(body, &out.action, True)
+        _entity(body, &out.action, True, depth + 1)
     elif number == 3:
-        _entity(body, &out.resource, False)
+        _entity(body, &out.resource, False, depth + 1)
     else:
         out.context = body
     return at
 
 
-cdef int _request(Span body, Request* out, bint check) except -1:
+cdef int _request(Span body, Request* out, bint check, int depth) except -1:
     """Read (merge) a CheckRequest (`check`: with `explain`) or a BatchItem."""
     cdef Bytes at = body.at
     cdef Bytes end = body.at + body.size
@@ -218,14 +214,14 @@ cdef int _request(Span body, Request* out, bint check) except -1:
     cdef uint64_t value
     while at < end:
         at = _field(at, end, &number, &wire_type)
-        at = _request_field(at, end, number, wire_type, out, &used)
+        at = _request_field(at, end, number, wire_type, out, &used, depth)
         if used:
             continue
         if check and number == 5 and wire_type == 0:
             at = _varint(at, end, &value)
             out.explain = value != 0
         else:
-            at = _skip(at, end, number, wire_type)
+            at = _skip(at, end, number, wire_type, depth)
     return 0
 
 
@@ -285,7 +281,7 @@ def read_check(bytes data):
     """A CheckRequest: (request dict, explain). Raises RequestError for bad JSON."""
     cdef Request request
     memset(&request, 0, sizeof(Request))
-    _request(_whole(data), &request, True)
+    _request(_whole(data), &request, True, 0)
     return _request_dict(&request), request.explain
 
 
@@ -304,13 +300,13 @@ def read_batch(bytes data):
     memset(&defaults, 0, sizeof(Request))
     while at < end:
         at = _field(at, end, &number, &wire_type)
-        at = _request_field(at, end, number, wire_type, &defaults, &used)
+        at = _request_field(at, end, number, wire_type, &defaults, &used, 0)
         if used:
             continue
         if number == 5 and wire_type == 2:
             at = _delimited(at, end, &body)
             memset(&item, 0, sizeof(Request))
-            _request(body, &item, False)
+            _request(body, &item, False, 1)
             try:
                 items.append(_request_dict(&item))
             except RequestError as exc:
@@ -322,7 +318,7 @@ def read_batch(bytes data):
             else:
                 explain = value != 0
         else:
-            at = _skip(at, end, number, wire_type)
+            at = _skip(at, end, number, wire_type, 0)
     if not 0 <= semantic < len(SEMANTICS):
         raise RequestError("semantic", f"unknown batch semantic {semantic}")
     return items, _request_dict(&defaults), SEMANTICS[semantic], explain
@@ -341,7 +337,7 @@ def read_stream(bytes data):
     while at < end:
         at = _field(at, end, &number, &wire_type)
         if number != 1 or wire_type != 2:
-            at = _skip(at, end, number, wire_type)
+            at = _skip(at, end, number, wire_type, 0)
             continue
         at = _delimited(at, end, &item_body)
         memset(&request, 0, sizeof(Request))
@@ -353,9 +349,9 @@ def read_stream(bytes data):
                 inner = _string(inner, inner_end, &correlation)
             elif number == 2 and wire_type == 2:
                 inner = _delimited(inner, inner_end, &body)
-                _request(body, &request, True)
+                _request(body, &request, True, 2)
             else:
-                inner = _skip(inner, inner_end, number, wire_type)
+                inner = _skip(inner, inner_end, number, wire_type, 1)
         correlation_id = _text(correlation) if correlation.size else ""
         try:
             out.append((correlation_id, _request_dict(&request), request.explain))

@@ -270,6 +270,31 @@ def test_bytes_protobuf_refuses_are_refused(data: bytes) -> None:
         _wire.read_batch(data)
 
 
+def _groups(number: int, depth: int) -> bytes:
+    return _varint(number << 3 | 3) * depth + _varint(number << 3 | 4) * depth
+
+
+def _nested(field: int, body: bytes) -> bytes:
+    return _varint(field << 3 | 2) + _varint(len(body)) + body
+
+
+NESTING = {  # groups nested as deep as protobuf allows, and one deeper, at each level
+    **{f"batch, {n} groups": ("batch", _groups(9, n)) for n in (100, 101)},
+    **{f"batch item, {n} groups": ("batch", _nested(5, _groups(9, n))) for n in (99, 100)},
+    **{f"item subject, {n} groups": ("batch", _nested(5, _nested(1, _groups(9, n))))
+       for n in (98, 99)},
+    **{f"stream request subject, {n} groups": (
+        "stream", _nested(1, _nested(2, _nested(1, _groups(9, n))))) for n in (97, 98)},
+    "a million groups": ("check", _groups(9, 1_000_000)),
+}
+
+
+@pytest.mark.parametrize("kind, data", NESTING.values(), ids=list(NESTING))
+def test_nesting_is_limited_where_protobuf_limits_it(kind: str, data: bytes) -> None:
+    """Deep groups are refused at protobuf's depth, not by running out of C stack."""
+    _agree(kind, data)
+
+
 def test_fields_merge_and_the_last_scalar_wins() -> None:
     first = pb.BatchCheckRequest(subject=pb.Subject(type="svc", id="a"), semantic=1)
     second = pb.BatchCheckRequest(subject=pb.Subject(id="b"), explain=True, semantic=2)
