@@ -5,8 +5,9 @@ AuthZEN-shaped dicts the engine takes (the request half of the protobuf edge, `w
 It reads what protobuf would read: fields in any order and repeated (a message field's
 occurrences merge, a scalar's last one wins), unknown fields and fields of an unexpected wire
 type skipped (groups included), strings checked to be UTF-8. Anything else — a truncated
-field, a bad length, a varint of more than 10 bytes, field number 0, a stray end of group —
-raises `WireError`.
+field, a bad length, a varint of more than 10 bytes, field number 0 outside a skipped group, a
+stray end of group, messages and groups nested more than 100 deep — raises `WireError`.
+tests/test_wire_read.py holds it to protobuf's own parser on random and corrupted bytes.
 """
 
 import orjson
