@@ -93,7 +93,8 @@ def settle_heap() -> None:
     at 10,000 entities), which every full collection walks again while calls wait: in a
     serving process about a quarter of a `BatchCheck`'s time. Frozen, they are never walked
     (reference counting still frees them once unused); what was frozen before is thawed and
-    collected first, so a replaced policy's cycles are freed too.
+    collected first, so a replaced policy's cycles are freed too. That one full collection
+    holds the interpreter for about 0.1 s at 10,000 entities, once per load.
     """
     gc.unfreeze()
     gc.collect()
