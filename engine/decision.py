@@ -106,7 +106,10 @@ def combine(results: list[LayerResult], errors: list[EvalError], revision: str,
                     tuple(results) if explain else (), revision)
 
 
+INVALID_REQUEST = "invalid_request"
+
+
 def invalid_request_decision(message: str, path: str, revision: str) -> Decision:
     """A batch item that could not be read: denied, with the field path that was wrong."""
-    error = EvalError("", "invalid_request", path, message)
+    error = EvalError("", INVALID_REQUEST, path, message)
     return Decision(False, None, None, (), (error,), (), revision)

@@ -20,6 +20,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from layergate.clients import AsyncClient, Client
 from layergate.clients._gen import authz_pb2 as pb
+from layergate.clients.convert import check_request as convert_check
 from layergate.engine.server import PolicyHolder, PolicySource, Server, ServerOptions
 
 from .conftest import ANCHORS, EXAMPLES
@@ -164,6 +165,36 @@ def test_stream_echoes_correlation_ids(client: Client) -> None:
     assert [r["decision"] for r in results] == ["allow", "deny", "allow", "allow", "deny"]
     bad = list(client.stream([{"subject": {"type": "x"}}]))
     assert bad[0]["decision"] == "deny" and bad[0]["invalid_field"] == "subject.id"
+
+
+def test_stream_messages_decided_together_answer_as_one_by_one(client: Client) -> None:
+    """A message whose items agree on `explain` is decided in one batch; one that mixes them
+    item by item. Both give each item its own decision, and name the unreadable fields."""
+    good = [_request(amount=a) for a in (1, 60_000)]
+    shape = {"subject": {"type": "service_account"}, "action": {"name": "submit"},
+             "resource": {"type": "invoice", "id": "i"}}
+    items = [convert_check(good[0]), convert_check(shape), convert_check(good[1])]
+    items.append(pb.CheckRequest(subject=pb.Subject(type="service_account", id="billing-eu"),
+                                 context_json=b"[1]"))
+
+    def answers(explains: list[bool]) -> list[tuple]:
+        message = pb.StreamCheckRequest()
+        for index, (item, explain) in enumerate(zip(items, explains, strict=True)):
+            added = message.items.add(correlation_id=f"c{index}")
+            added.request.CopyFrom(item)
+            added.request.explain = explain
+        (response,) = list(client.stub.StreamCheck(iter([message])))
+        return [(r.correlation_id, r.response.decision, r.response.layer, r.response.rule,
+                 [(e.code, e.path) for e in r.response.errors], r.invalid_field)
+                for r in response.results]
+
+    together = answers([False] * 4)
+    assert together == answers([False, True, False, True])  # one by one
+    assert [(r[0], r[1], r[5]) for r in together] == [
+        ("c0", pb.DECISION_ALLOW, ""), ("c1", pb.DECISION_DENY, "subject.id"),
+        ("c2", pb.DECISION_DENY, ""), ("c3", pb.DECISION_DENY, "context_json")]
+    assert together[1][4] == [("invalid_request", "subject.id")]
+    assert together[2][2:4] == ("transaction", "transaction.too_large")
 
 
 def test_health_and_reflection(server: Server) -> None:
