@@ -1,7 +1,8 @@
-"""The protobuf edge: the only module that reads or builds `layergate.v1` messages.
+"""The protobuf edge: with its compiled reader `_wire.pyx`, the only place in the server that
+reads or builds `layergate.v1` messages.
 
-Request messages are read from their wire bytes by the compiled reader (`_wire.pyx`, which
-reads what protobuf reads) straight into the AuthZEN-shaped dicts the engine takes;
+Request messages are read from their wire bytes by the reader (which reads what protobuf
+reads) straight into the AuthZEN-shaped dicts the engine takes;
 properties and context travel as JSON objects in bytes (decoded with orjson). Decisions
 become messages.
 
