@@ -294,7 +294,7 @@ class AuthorizerService(rpc.AuthorizerServicer):
         decisions = authorizer.check_batch(asked, None, "execute_all", caller,
                                            self._explain(explain))
         each = (time.perf_counter() - started) / len(decisions)
-        results = []
+        results, decided = [], []
         for (correlation_id, item, _), request, decision in zip(message, asked, decisions,
                                                                 strict=True):
             if request is None:  # the reader's error, not check_batch's for a None item
@@ -303,7 +303,8 @@ class AuthorizerService(rpc.AuthorizerServicer):
             answer = self._answer(decision, request or {}, caller, explain, each)
             results.append(self.encoder.stream_result(correlation_id, answer,
                                                       _unreadable_field(decision)))
-        return results, decisions
+            decided.append(decision)
+        return results, decided
 
     def _stream_one_by_one(self, authorizer: Authorizer, message: list[tuple[str, Any, bool]],
                            caller: Any) -> tuple[list[bytes], list[Decision]]:
