@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -335,6 +336,112 @@ def test_pre_joined_rows_are_found_by_key_text_per_document() -> None:
     assert cython.check(requests[4]) is invalid  # the bad network is remembered as bad
     missing = cython.check(requests[6])
     assert [(e.rule, e.code) for e in missing.errors] == [("a.1", "unknown_entity")]
+
+
+class _Flaky(str):
+    """A key that hashes once (to go into its dict), then fails: reading the request raises
+    an error of its own, not a RequestError."""
+
+    def __hash__(self) -> int:
+        if getattr(self, "hashed", False):
+            raise RuntimeError("this request cannot be read")
+        self.hashed = True
+        return 1
+
+
+def _window_requests() -> list:
+    """Items of every kind, more than several windows of check_batch's read-ahead."""
+    from types import MappingProxyType
+
+    items: list = []
+    for n in range(70):
+        subject = ["ann", "bo", "cy", "ann-2", "nobody"][n % 5]
+        ip = ["10.2.3.4", "10.1.2.3", "192.168.1.1", "bad ip"][n % 4]
+        item = _entity_request(subject, ip)
+        if n % 9 == 4:
+            item["subject"] = {"type": "svc", "id": 7}  # malformed: denied with its field
+        if n % 11 == 5:
+            item = dict(item, resource=MappingProxyType(item["resource"]))  # the long way
+        if n % 13 == 6:
+            item["subject"]["id"] = _OddStr("ann")
+        items.append(item)
+    return items
+
+
+def test_batches_read_ahead_decide_each_item_as_on_its_own() -> None:
+    """check_batch reads items a window ahead of deciding them; every decision, every stop
+    of the stopping semantics and a failing item land exactly where a loop of checks puts
+    them."""
+    tables = compile_policy(parse_policy(ENTITY_POLICY, "entities.lg", ENTITY_DATA),
+                            ENTITY_DATA)
+    cython = Authorizer(tables)
+    items = _window_requests()
+
+    def alone(item: object) -> object:
+        try:
+            return cython.check(item)
+        except RequestError as error:
+            return (False, error.field)
+
+    def summary(decision: object) -> object:
+        if isinstance(decision, tuple):
+            return decision
+        if decision.error_codes == ("invalid_request",):
+            return (False, decision.errors[0].path)
+        return decision
+
+    expected = [alone(item) for item in items]
+    assert [summary(d) for d in cython.check_batch(items)] == expected
+    assert [summary(d) for d in cython.check_batch(iter(items))] == expected  # any iterable
+    for semantic, stop in (("deny_on_first_deny", False), ("permit_on_first_permit", True)):
+        for first in range(0, len(items), 7):  # stops at every place in a window
+            part = items[first:]
+            want = []
+            for decision in map(alone, part):
+                want.append(decision)
+                allowed = decision[0] if isinstance(decision, tuple) else decision.allowed
+                if allowed == stop:
+                    break
+            assert [summary(d) for d in cython.check_batch(part, semantic=semantic)] == want
+    failing = _entity_request("ann", "10.2.3.4")
+    failing[_Flaky("".join(["ex", "tra"]))] = 1  # no cached str hash: its own is used
+    allowed, denied = _entity_request("ann", "10.2.3.4"), _entity_request("bo", "10.1.2.3")
+    with pytest.raises(RuntimeError, match="cannot be read"):
+        cython.check_batch([allowed] * 20 + [failing] + [allowed] * 5)
+    # a stop before the failing item is reached returns, as item-by-item checks would
+    decided = cython.check_batch([allowed, denied, failing], semantic="deny_on_first_deny")
+    assert [d.allowed for d in decided] == [True, False]
+
+
+class _Spoiler(Mapping):
+    """A request that, when read, empties another request (its objects go away)."""
+
+    def __init__(self, body: dict, victim: dict) -> None:
+        self.body, self.victim = body, victim
+
+    def __getitem__(self, key: str) -> object:
+        for part in self.victim.values():
+            part.clear()
+        self.victim.clear()
+        return self.body[key]
+
+    def __iter__(self):  # noqa: ANN204
+        return iter(self.body)
+
+    def __len__(self) -> int:
+        return len(self.body)
+
+
+def test_a_request_read_the_long_way_never_pulls_items_read_ahead_from_under_the_batch() -> None:
+    """Reading a request that is not a plain dict runs its own code, which could free objects
+    of the items already read ahead; check_batch decides those first."""
+    tables = compile_policy(parse_policy(ENTITY_POLICY, "entities.lg", ENTITY_DATA),
+                            ENTITY_DATA)
+    cython = Authorizer(tables)
+    victims = [_entity_request("".join(["an", "n"]), "10.2.3.4") for _ in range(5)]
+    spoiler = _Spoiler(_entity_request("bo", "10.1.2.3"), victims[-1])
+    decisions = cython.check_batch([*victims, spoiler])
+    assert [d.allowed for d in decisions] == [True] * 5 + [False]
 
 
 def test_more_action_and_type_pairs_than_the_route_cache_keeps() -> None:
