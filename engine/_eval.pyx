@@ -189,6 +189,7 @@ cdef class _Request:
     cdef PyObject* row_text  # the last data key looked up in this request, its document, row
     cdef int row_doc
     cdef int row
+    cdef bint row_lists_loading  # the items and bitsets of its lists are on their way
     cdef object keep  # the normalized request when the input needed the Python path
     cdef object caller
     cdef object refused  # check_batch: the decision for an item that could not be read
@@ -466,6 +467,8 @@ cdef class Evaluator:
             if cell >= 0:
                 req.slot_val[cell] = self._classify(value)
                 req.slot_state[cell] = 1
+                if cell == self.lead_slot:  # its entity is looked up first: start loading
+                    self._prefetch_entity_key(req, False)
             if self.trie_branch[child] and PyDict_Check(value):
                 self._fill(req, value, child)
         return 0
@@ -561,10 +564,21 @@ cdef class Evaluator:
             key = &self.entity_keys[slot]
             if key.text == NULL:
                 return -1
-            if (key.hash == text_hash and key.doc == doc
-                    and (key.text == text or _same_text(key.text, text))):
+            if key.hash == text_hash and key.doc == doc:
+                if key.text != text:
+                    self._prefetch_row(doc, key.row)  # while the key texts are compared
+                    if not _same_text(key.text, text):
+                        slot = (slot + 1) & self.entity_mask
+                        continue
                 return key.row
             slot = (slot + 1) & self.entity_mask
+
+    cdef inline void _prefetch_row(self, int doc, int row) noexcept:
+        """Start loading an entity's cells."""
+        cdef char* first = <char*>&self.cells[self.doc_base[doc] + row * self.doc_width[doc]]
+        cdef Py_ssize_t offset
+        for offset in range(0, self.doc_width[doc] * sizeof(Cell), 64):
+            LG_PREFETCH(first + offset)
 
     cdef char* _zeroed(self, Py_ssize_t nbytes) except NULL:
         buffer = bytearray(nbytes)  # zero-filled, freed with the evaluator
@@ -627,7 +641,7 @@ cdef class Evaluator:
         cdef bint stop_on_deny = semantic == "deny_on_first_deny"
         cdef bint stop_on_permit = semantic == "permit_on_first_permit"
         cdef list items = list(requests)  # the items stay alive while read ahead
-        cdef Py_ssize_t total = len(items), start = 0, width
+        cdef Py_ssize_t total = len(items), start = 0
         cdef int j, count
         cdef list window = []
         cdef PyObject* reqs[WINDOW]
@@ -654,9 +668,7 @@ cdef class Evaluator:
                         failure = exc
                         count = j
                         break
-                    else:
-                        self._prefetch_entity_key(req, False)
-                for j in range(count):
+                for j in range(count):  # (the reader started loading their table slots)
                     self._prefetch_entity_key(<_Request>reqs[j], True)
                 for j in range(count):
                     self._find_entity(<_Request>reqs[j])
@@ -664,6 +676,7 @@ cdef class Evaluator:
                     self._prefetch_lists(<_Request>reqs[j], False)
                 for j in range(count):
                     self._prefetch_lists(<_Request>reqs[j], True)
+                    (<_Request>reqs[j]).row_lists_loading = True
                 for j in range(count):
                     req = <_Request>reqs[j]
                     decision = req.refused if req.refused is not None else self._decide(req,
@@ -707,8 +720,6 @@ cdef class Evaluator:
         its row."""
         cdef Val* key
         cdef int row
-        cdef Py_ssize_t offset, size
-        cdef char* first
         if (req.refused is not None or self.lead_slot < 0
                 or req.slot_state[self.lead_slot] != 1):
             return 0
@@ -717,13 +728,9 @@ cdef class Evaluator:
             return 0  # (a str subclass hashes in its own code: left to the rule that reads it)
         row = self._entity_row(self.lead_doc, key.obj)
         req.row_text, req.row_doc, req.row = key.obj, self.lead_doc, row
-        if row < 0:
-            return 0
-        first = <char*>&self.cells[self.doc_base[self.lead_doc]
-                                   + row * self.doc_width[self.lead_doc]]
-        size = self.doc_width[self.lead_doc] * sizeof(Cell)
-        for offset in range(0, size, 64):
-            LG_PREFETCH(first + offset)
+        req.row_lists_loading = False
+        if row >= 0:
+            self._prefetch_row(self.lead_doc, row)
         return 0
 
     cdef void _prefetch_lists(self, _Request req, bint contents) noexcept:
@@ -1214,9 +1221,15 @@ cdef class Evaluator:
             return self._fail(req, E_TYPE, text)
         if key.obj == req.row_text and doc == req.row_doc:  # rules read one entity many times
             row = req.row
+            if not req.row_lists_loading:  # (its list records have come in by now)
+                req.row_lists_loading = True
+                self._prefetch_lists(req, True)
         else:
             row = self._entity_row(doc, key.obj)
             req.row_text, req.row_doc, req.row = key.obj, doc, row
+            req.row_lists_loading = False
+            if row >= 0:
+                self._prefetch_lists(req, False)  # the rules that follow read them
         if row < 0:
             return self._fail(req, E_UNKNOWN_ENTITY, text)
         cell = &self.cells[self.doc_base[doc] + row * self.doc_width[doc] + self.column_pos[column]]
