@@ -1070,6 +1070,18 @@ cdef class Evaluator:
         req.err_text = text
         return 1
 
+    cdef inline int _operand(self, _Request req, int n, Val* out) except -1:
+        """`_eval`, with a read slot or a constant (most operands) taken without the call."""
+        cdef int code = self.node_op[n]
+        cdef int a = self.node_a[n]
+        if code == SLOT and req.slot_state[a] == 1:
+            out[0] = req.slot_val[a]
+            return 0
+        if code == CONST:
+            out[0] = self.consts[a].value
+            return 0
+        return self._eval(req, n, out)
+
     cdef inline int _bool(self, _Request req, int n, Val* out) except -1:
         if self._eval(req, n, out):
             return 1
@@ -1111,15 +1123,15 @@ cdef class Evaluator:
             out.i = 1 - out.i
             return 0
         if EQ <= code <= GE:
-            if self._eval(req, a, &left) or self._eval(req, b, &right):
+            if self._operand(req, a, &left) or self._operand(req, b, &right):
                 return 1
             return self._compare(req, code, &left, &right, self.node_text[n], out)
         if code == MEMBER:
-            if self._eval(req, a, &left) or self._eval(req, b, &right):
+            if self._operand(req, a, &left) or self._operand(req, b, &right):
                 return 1
             return self._member(req, n, &left, &right, out)
         if code == DATA_COL:
-            if self._eval(req, b, &left):
+            if self._operand(req, b, &left):
                 return 1
             return self._data_col(req, a, &left, out)
         if code == WALK:
@@ -1309,7 +1321,7 @@ cdef class Evaluator:
         cdef int a = self.node_a[n], b = self.node_b[n]
         cdef Val first, second
         cdef int64_t micros
-        if self._eval(req, a, &first):
+        if self._operand(req, a, &first):
             return 1
         if code == GRANTS:
             return self._grants(req, &first, self.node_text[a], out)
@@ -1322,7 +1334,7 @@ cdef class Evaluator:
             out.i = micros
             out.obj = NULL
             return 0
-        if self._eval(req, b, &second):
+        if self._operand(req, b, &second):
             return 1
         if code == INTERSECTS or code == SUBSET:
             return self._sets(req, n, &first, &second, out)
