@@ -59,7 +59,8 @@ cdef extern from "Python.h":
     PyObject* PyTuple_GET_ITEM(object t, Py_ssize_t i)
     int PyDict_Next(PyObject* p, Py_ssize_t* ppos, PyObject** pkey, PyObject** pvalue)
     Py_hash_t PyObject_Hash(PyObject* o) except? -1
-    PyObject* PyList_GET_ITEM_PTR "PyList_GET_ITEM"(object list, Py_ssize_t i)
+    ctypedef struct PyListObject:
+        PyObject** ob_item
     ctypedef struct PyASCIIObject:
         Py_hash_t hash  # cached; -1 until first computed (always set for a dict's keys)
     int _PyLong_Sign(PyObject* o)
@@ -298,6 +299,7 @@ cdef class Evaluator:
     cdef int64_t* probe_hash
     cdef tuple probe_keys       # the key str objects, by probe position
     cdef list probe_seen        # the last equal key object met there (JSON decoders reuse them)
+    cdef PyObject** seen_keys   # probe_seen's items (the list is never resized)
     cdef dict decision_cache  # decisions with errors, or explained: key bytes -> Decision
     cdef dict address_cache
     cdef dict network_cache  # networks that are not policy strings (request values)
@@ -426,6 +428,7 @@ cdef class Evaluator:
         self.probe_hash = self._i64(hashes)
         self.probe_keys = tuple(keys)
         self.probe_seen = list(keys)
+        self.seen_keys = (<PyListObject*>self.probe_seen).ob_item
 
     cdef inline int _probe_start(self, int parent, Py_hash_t key_hash) noexcept:
         return <int>((<uint64_t>key_hash + <uint64_t>parent * 0x9E3779B97F4A7C15ULL)
@@ -440,7 +443,7 @@ cdef class Evaluator:
         cdef PyObject* known
         while self.probe_parent[at] >= 0:
             if self.probe_parent[at] == parent and self.probe_hash[at] == <int64_t>key_hash:
-                if PyList_GET_ITEM_PTR(self.probe_seen, at) == key:
+                if self.seen_keys[at] == key:
                     return self.probe_child[at]
                 known = PyTuple_GET_ITEM(self.probe_keys, at)
                 if known == key or _same_text(known, key):
@@ -465,7 +468,13 @@ cdef class Evaluator:
                 req.roots[child - 1] = value
             cell = self.trie_cell[child]
             if cell >= 0:
-                req.slot_val[cell] = self._classify(value)
+                if PyUnicode_CheckExact(value):  # most values: classified here, no call
+                    req.slot_val[cell].tag = T_STR
+                    req.slot_val[cell].i = LAZY
+                    req.slot_val[cell].num = 0.0
+                    req.slot_val[cell].obj = value
+                else:
+                    req.slot_val[cell] = self._classify(value)
                 req.slot_state[cell] = 1
                 if cell == self.lead_slot:  # its entity is looked up first: start loading
                     self._prefetch_entity_key(req, False)
@@ -1613,8 +1622,11 @@ cdef bint _parse_ipv4(PyObject* text, uint64_t* out):
     cdef unsigned int ch
     cdef int parts = 0, digits = 0, value = 0, first = 0
     cdef uint64_t result = 0
+    cdef const unsigned char* chars = <const unsigned char*>PyUnicode_DATA(text)
+    if PyUnicode_KIND(text) != 1:
+        return False  # it holds a character past U+00FF: no digit or dot
     for k in range(n + 1):
-        ch = PyUnicode_READ_CHAR(text, k) if k < n else 46
+        ch = chars[k] if k < n else 46
         if 48 <= ch <= 57:
             if digits == 0:
                 first = ch
