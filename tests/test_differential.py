@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -317,4 +318,14 @@ def test_timestamps_are_read_identically(text: str) -> None:
 @given(st.one_of(addresses, st.text(alphabet="0123456789.:abcdef%/ ", max_size=20),
                  st.ip_addresses().map(str)))
 def test_addresses_are_read_identically(text: str) -> None:
+    _agree_on_context('cidr(context.ip, ["10.0.0.0/8", "::/1"])', {"ip": text})
+
+
+@pytest.mark.parametrize("text", [
+    "10.0.0.1", "10.0.0.1\u00e9", "1\u00b2.0.0.1",     # one byte per character
+    "\u0661\u0660.0.0.1", "10.0.0.\uff11",            # other digits, two bytes each
+    "10.0.0.1\U0001f600", "\u00e9\u0100.0.0.1",      # four bytes; two, from a wider char
+])
+def test_addresses_outside_ascii_are_read_identically(text: str) -> None:
+    """The C reader reads one-byte strings directly; any wider string is no IPv4 address."""
     _agree_on_context('cidr(context.ip, ["10.0.0.0/8", "::/1"])', {"ip": text})
