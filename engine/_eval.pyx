@@ -574,12 +574,9 @@ cdef class Evaluator:
             if key.text == NULL:
                 return -1
             if key.hash == text_hash and key.doc == doc:
-                if key.text != text:
-                    self._prefetch_row(doc, key.row)  # while the key texts are compared
-                    if not _same_text(key.text, text):
-                        slot = (slot + 1) & self.entity_mask
-                        continue
-                return key.row
+                self._prefetch_row(doc, key.row)  # while the key texts are compared
+                if key.text == text or _same_text(key.text, text):
+                    return key.row
             slot = (slot + 1) & self.entity_mask
 
     cdef inline void _prefetch_row(self, int doc, int row) noexcept:
@@ -703,21 +700,26 @@ cdef class Evaluator:
             for req in window:
                 self._give_back(req)
 
+    cdef inline PyObject* _lead_key(self, _Request req) noexcept:
+        """The request's lead key when it is read and an exact str (a str subclass hashes in
+        its own code: left to the rule that reads it), else NULL."""
+        if (req.refused is not None or self.lead_slot < 0
+                or req.slot_state[self.lead_slot] != 1
+                or not PyUnicode_CheckExact(req.slot_val[self.lead_slot].obj)):
+            return NULL
+        return req.slot_val[self.lead_slot].obj
+
     cdef void _prefetch_entity_key(self, _Request req, bint text) noexcept:
         """Start loading the slot of the entity table the lead key of this request hashes to,
         or (once that is in) the key text kept there."""
-        cdef Val* key
+        cdef PyObject* key = self._lead_key(req)
         cdef Py_hash_t text_hash
         cdef EntityKey* found
-        if (req.refused is not None or self.lead_slot < 0
-                or req.slot_state[self.lead_slot] != 1):
+        if key == NULL:
             return
-        key = &req.slot_val[self.lead_slot]
-        if not PyUnicode_CheckExact(key.obj):
-            return
-        text_hash = (<PyASCIIObject*>key.obj).hash
+        text_hash = (<PyASCIIObject*>key).hash
         if text_hash == -1:
-            text_hash = PyObject_Hash(key.obj)  # an exact str: cannot fail
+            text_hash = PyObject_Hash(key)  # an exact str: cannot fail
         found = &self.entity_keys[_entity_slot(text_hash, self.lead_doc, self.entity_mask)]
         if not text:
             LG_PREFETCH(found)
@@ -725,21 +727,13 @@ cdef class Evaluator:
             LG_PREFETCH(found.text)
 
     cdef int _find_entity(self, _Request req) except -1:
-        """Look the lead entity up now (rules find it in the request's memo) and start loading
-        its row."""
-        cdef Val* key
-        cdef int row
-        if (req.refused is not None or self.lead_slot < 0
-                or req.slot_state[self.lead_slot] != 1):
-            return 0
-        key = &req.slot_val[self.lead_slot]
-        if not PyUnicode_CheckExact(key.obj):
-            return 0  # (a str subclass hashes in its own code: left to the rule that reads it)
-        row = self._entity_row(self.lead_doc, key.obj)
-        req.row_text, req.row_doc, req.row = key.obj, self.lead_doc, row
-        req.row_lists_loading = False
-        if row >= 0:
-            self._prefetch_row(self.lead_doc, row)
+        """Look the lead entity up now (rules find it in the request's memo); the lookup
+        starts loading its row."""
+        cdef PyObject* key = self._lead_key(req)
+        if key != NULL:
+            req.row = self._entity_row(self.lead_doc, key)
+            req.row_text, req.row_doc = key, self.lead_doc
+            req.row_lists_loading = False
         return 0
 
     cdef void _prefetch_lists(self, _Request req, bint contents) noexcept:
