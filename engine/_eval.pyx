@@ -57,7 +57,6 @@ cdef extern from "Python.h":
     PyObject* Py_False
     PyObject* Py_None
     PyObject* PyTuple_GET_ITEM(object t, Py_ssize_t i)
-    int PyDict_Next(PyObject* p, Py_ssize_t* ppos, PyObject** pkey, PyObject** pvalue)
     Py_hash_t PyObject_Hash(PyObject* o) except? -1
     ctypedef struct PyListObject:
         PyObject** ob_item
@@ -74,6 +73,121 @@ cdef extern from *:
     #endif
     """
     void LG_PREFETCH(const void* address) noexcept  # a hint: never faults, never required
+
+cdef extern from *:
+    """
+    /* A fast, unseeded hash of a string's stored code units, for lookups in the evaluator's
+       own tables, which hold only policy and data strings (a request cannot add to them, so
+       it cannot lengthen their probe chains). The mixing is wyhash's: short texts take a few
+       overlapping loads, never a byte past the end. */
+    static inline uint64_t lg_load8(const unsigned char* p) {
+        uint64_t v; memcpy(&v, p, 8); return v;
+    }
+    static inline uint64_t lg_load4(const unsigned char* p) {
+        uint32_t v; memcpy(&v, p, 4); return v;
+    }
+    static inline uint64_t lg_mum(uint64_t a, uint64_t b) {
+    #if defined(__SIZEOF_INT128__)
+        __uint128_t r = (__uint128_t)a * b;
+        return (uint64_t)r ^ (uint64_t)(r >> 64);
+    #else
+        uint64_t ha = a >> 32, hb = b >> 32, la = (uint32_t)a, lb = (uint32_t)b;
+        uint64_t rh = ha * hb, rm0 = ha * lb, rm1 = hb * la, rl = la * lb, t = rl + (rm0 << 32);
+        uint64_t lo = t + (rm1 << 32), hi = rh + (rm0 >> 32) + (rm1 >> 32) + (t < rl) + (lo < t);
+        return lo ^ hi;
+    #endif
+    }
+    static inline uint64_t lg_hash_bytes(const unsigned char* p, size_t n, uint64_t seed) {
+        const uint64_t k0 = 0xa0761d6478bd642fULL, k1 = 0xe7037ed1a0b428dbULL;
+        uint64_t a, b;
+        size_t i = n;
+        seed ^= lg_mum(seed ^ k0, k1);
+        if (n <= 16) {
+            if (n >= 4) {
+                a = (lg_load4(p) << 32) | lg_load4(p + ((n >> 3) << 2));
+                b = (lg_load4(p + n - 4) << 32) | lg_load4(p + n - 4 - ((n >> 3) << 2));
+            } else if (n > 0) {
+                a = ((uint64_t)p[0] << 16) | ((uint64_t)p[n >> 1] << 8) | p[n - 1];
+                b = 0;
+            } else {
+                a = b = 0;
+            }
+        } else {
+            while (i > 16) {
+                seed = lg_mum(lg_load8(p) ^ k1, lg_load8(p + 8) ^ seed);
+                p += 16;
+                i -= 16;
+            }
+            a = lg_load8(p + i - 16);
+            b = lg_load8(p + i - 8);
+        }
+        return lg_mum(k1 ^ n, lg_mum(a ^ k1, b ^ seed));
+    }
+    static inline uint64_t lg_text_hash(PyObject* text) {
+        /* CPython keeps equal strings in the same kind, so equal texts hash alike. */
+        int kind = PyUnicode_KIND(text);
+        return lg_hash_bytes((const unsigned char*)PyUnicode_DATA(text),
+                             (size_t)PyUnicode_GET_LENGTH(text) * kind, (uint64_t)kind);
+    }
+    """
+    uint64_t lg_text_hash(PyObject* text) noexcept
+
+cdef extern from *:
+    """
+    /* PyDict_Next without its call and per-entry bookkeeping: on CPython 3.11, a combined
+       dict's entries are read in place. The layout is CPython 3.11's PyDictKeysObject
+       (Include/internal/pycore_dict.h); any other version, and split (instance) dicts, take
+       PyDict_Next. Like PyDict_Next, every step re-reads the keys object and its bound, so a
+       dict changed in between (by code a key's __hash__ runs) is never read out of range. */
+    #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000 && !defined(PYPY_VERSION)
+    #define LG_DICT_ENTRIES 1
+    typedef struct {
+        Py_ssize_t dk_refcnt;
+        uint8_t dk_log2_size;
+        uint8_t dk_log2_index_bytes;
+        uint8_t dk_kind;  /* 0: general entries (hash, key, value); else (key, value) */
+        uint32_t dk_version;
+        Py_ssize_t dk_usable;
+        Py_ssize_t dk_nentries;
+        char dk_indices[];
+    } lg_dict_keys;
+    #else
+    #define LG_DICT_ENTRIES 0
+    #endif
+    static int lg_dict_entries = LG_DICT_ENTRIES;  /* 0: always PyDict_Next (tests) */
+
+    static inline int lg_dict_next(PyObject* op, Py_ssize_t* pos, PyObject** key,
+                                   PyObject** value) {
+    #if LG_DICT_ENTRIES
+        PyDictObject* dict = (PyDictObject*)op;
+        if (lg_dict_entries && dict->ma_values == NULL) {
+            lg_dict_keys* keys = (lg_dict_keys*)dict->ma_keys;
+            Py_ssize_t i = *pos, n = keys->dk_nentries;
+            Py_ssize_t width = keys->dk_kind == 0 ? 3 : 2;
+            PyObject** entry = (PyObject**)(keys->dk_indices
+                                            + ((size_t)1 << keys->dk_log2_index_bytes))
+                               + (width - 2);  /* at the key of entry 0 */
+            if (i < 0) {
+                return 0;
+            }
+            while (i < n && entry[i * width + 1] == NULL) {
+                i++;  /* a deleted entry */
+            }
+            if (i >= n) {
+                return 0;
+            }
+            *key = entry[i * width];
+            *value = entry[i * width + 1];
+            *pos = i + 1;
+            return 1;
+        }
+    #endif
+        return PyDict_Next(op, pos, key, value);
+    }
+    """
+    int lg_dict_next(PyObject* p, Py_ssize_t* pos, PyObject** key, PyObject** value) noexcept
+    int lg_dict_entries
+    int LG_DICT_ENTRIES
 
 cdef dict _EMPTY = {}
 
@@ -93,9 +207,16 @@ cdef struct Cell:
     Val value
 
 
+cdef struct TextSlot:
+    # A slot of the open-addressing table text -> intern id; text NULL when free.
+    uint64_t hash  # lg_text_hash of the text
+    PyObject* text
+    int64_t sid
+
+
 cdef struct EntityKey:
     # A slot of the open-addressing table (document, key text) -> row; text NULL when free.
-    Py_hash_t hash
+    uint64_t hash  # lg_text_hash of the text
     PyObject* text
     int32_t doc
     int32_t row
@@ -126,6 +247,15 @@ DEF WINDOW = 16  # check_batch reads this many items ahead, prefetching their en
 DEF ROUTE_SLOTS = 1024  # table of kept (action, resource type) routes; at most half filled
 DEF NET_SLOTS_MIN = 256  # the table of parsed networks doubles when half full, up to
 cdef int net_slots_max = 1 << 18  # this many slots (8 MiB); half full at that size, emptied
+
+
+def _read_dict_entries(bint enabled):
+    """Read dicts' entries in place where this build can (else PyDict_Next); for tests.
+    Returns whether they were, and whether this build can at all."""
+    global lg_dict_entries
+    old = bool(lg_dict_entries)
+    lg_dict_entries = enabled and LG_DICT_ENTRIES
+    return old, bool(LG_DICT_ENTRIES)
 
 
 def _limit_parsed_networks(int slots):
@@ -191,6 +321,8 @@ cdef class _Request:
     cdef int row_doc
     cdef int row
     cdef bint row_lists_loading  # the items and bitsets of its lists are on their way
+    cdef PyObject* lead_text  # the lead key whose text hash is in lead_hash, or NULL
+    cdef uint64_t lead_hash
     cdef object keep  # the normalized request when the input needed the Python path
     cdef object caller
     cdef object refused  # check_batch: the decision for an item that could not be read
@@ -223,6 +355,7 @@ cdef class _Request:
     cdef void reset(self):
         memset(self.slot_state, 0, max(self.nslots, 1))
         self.row_text = NULL
+        self.lead_text = NULL
         self.nerrors = 0
         self.keep = None
         self.refused = None
@@ -240,7 +373,9 @@ cdef class Evaluator:
     cdef tuple rule_ids
     cdef tuple layer_names
     cdef tuple objects
-    cdef dict sids
+    cdef dict sids              # text -> intern id, for str subclasses (found as a dict would)
+    cdef TextSlot* text_slots   # the same for exact str, by text hash
+    cdef uint64_t text_mask
     cdef int nlayers, nrules, nslots, words
     cdef object _keep  # the arrays behind the pointers below
     cdef int32_t* node_op
@@ -328,6 +463,7 @@ cdef class Evaluator:
         self.ngrants = len(tables.grant_keys)
         self.slot_keys = tuple(self.strings[k] for k in tables.slot_keys)
         self._keep = []
+        self._build_text_slots()
         self.node_op = self._i32(tables.node_op)
         self.node_a = self._i32(tables.node_a)
         self.node_b = self._i32(tables.node_b)
@@ -458,7 +594,7 @@ cdef class Evaluator:
         cdef PyObject* key
         cdef PyObject* value
         cdef int child, cell
-        while PyDict_Next(mapping, &pos, &key, &value):
+        while lg_dict_next(mapping, &pos, &key, &value):
             if value == Py_None or not PyUnicode_Check(<object>key):
                 continue  # None reads as absent; the slot walk reports it if a rule asks
             child = self._child(node, key)
@@ -481,6 +617,24 @@ cdef class Evaluator:
             if self.trie_branch[child] and PyDict_Check(value):
                 self._fill(req, value, child)
         return 0
+
+    cdef void _build_text_slots(self) except *:
+        """Index the intern table by text hash (a dict lookup hashes a new str with SipHash)."""
+        cdef Py_ssize_t size = 1, sid
+        cdef uint64_t at
+        cdef PyObject* text
+        while size < 2 * len(self.strings):
+            size <<= 1
+        self.text_mask = size - 1
+        self.text_slots = <TextSlot*>self._zeroed(size * sizeof(TextSlot))
+        for sid in range(len(self.strings)):
+            text = PyTuple_GET_ITEM(self.strings, sid)
+            at = lg_text_hash(text) & self.text_mask
+            while self.text_slots[at].text != NULL:
+                at = (at + 1) & self.text_mask
+            self.text_slots[at].hash = lg_text_hash(text)
+            self.text_slots[at].text = text
+            self.text_slots[at].sid = sid
 
     cdef void _find_lead_key(self, tables) except *:
         """The (document, slot) pair most data reads are keyed by, or -1s if none is a slot."""
@@ -521,7 +675,7 @@ cdef class Evaluator:
         cdef Py_ssize_t nentities = tables.doc_entity_start[ndocs], size = 1, slot
         cdef Cell* cell
         cdef PyObject* text
-        cdef Py_hash_t text_hash
+        cdef uint64_t text_hash
         widths = [0] * max(ndocs, 1)
         positions = []
         for c in range(ncolumns):
@@ -555,7 +709,7 @@ cdef class Evaluator:
             start = tables.doc_entity_start[d]
             for row, sid in enumerate(tables.doc_entities[start:tables.doc_entity_start[d + 1]]):
                 text = PyTuple_GET_ITEM(self.strings, sid)
-                text_hash = PyObject_Hash(text)
+                text_hash = lg_text_hash(text)
                 slot = _entity_slot(text_hash, d, self.entity_mask)
                 while self.entity_keys[slot].text != NULL:
                     slot = (slot + 1) & self.entity_mask
@@ -565,8 +719,18 @@ cdef class Evaluator:
                 self.entity_keys[slot].row = row
 
     cdef int _entity_row(self, int doc, PyObject* text) except -2:
-        """The row of entity `text` in document `doc`, or -1 (found as a dict would find it)."""
-        cdef Py_hash_t text_hash = PyObject_Hash(text)
+        """The row of entity `text` in document `doc`, or -1 (found as a dict would find it:
+        a str subclass by its own hash and equality, which may raise)."""
+        cdef PyObject* found
+        if not PyUnicode_CheckExact(text):
+            found = PyDict_GetItemWithError(self.sids, <object>text)
+            if found == NULL:
+                return -1
+            text = PyTuple_GET_ITEM(self.strings, PyLong_AsLongLong(found))
+        return self._entity_row_of(doc, text, lg_text_hash(text))
+
+    cdef int _entity_row_of(self, int doc, PyObject* text, uint64_t text_hash) noexcept:
+        """The row of entity `text` (an exact str with this text hash) in `doc`, or -1."""
         cdef Py_ssize_t slot = _entity_slot(text_hash, doc, self.entity_mask)
         cdef EntityKey* key
         while True:
@@ -713,25 +877,29 @@ cdef class Evaluator:
         """Start loading the slot of the entity table the lead key of this request hashes to,
         or (once that is in) the key text kept there."""
         cdef PyObject* key = self._lead_key(req)
-        cdef Py_hash_t text_hash
         cdef EntityKey* found
         if key == NULL:
             return
-        text_hash = (<PyASCIIObject*>key).hash
-        if text_hash == -1:
-            text_hash = PyObject_Hash(key)  # an exact str: cannot fail
-        found = &self.entity_keys[_entity_slot(text_hash, self.lead_doc, self.entity_mask)]
+        found = &self.entity_keys[_entity_slot(self._lead_hash(req, key), self.lead_doc,
+                                               self.entity_mask)]
         if not text:
             LG_PREFETCH(found)
-        elif found.hash == text_hash and found.text != NULL:
+        elif found.hash == req.lead_hash and found.text != NULL:
             LG_PREFETCH(found.text)
+
+    cdef inline uint64_t _lead_hash(self, _Request req, PyObject* key) noexcept:
+        """The text hash of the request's lead key, computed once."""
+        if req.lead_text != key:
+            req.lead_hash = lg_text_hash(key)
+            req.lead_text = key
+        return req.lead_hash
 
     cdef int _find_entity(self, _Request req) except -1:
         """Look the lead entity up now (rules find it in the request's memo); the lookup
         starts loading its row."""
         cdef PyObject* key = self._lead_key(req)
         if key != NULL:
-            req.row = self._entity_row(self.lead_doc, key)
+            req.row = self._entity_row_of(self.lead_doc, key, self._lead_hash(req, key))
             req.row_text, req.row_doc = key, self.lead_doc
             req.row_lists_loading = False
         return 0
@@ -833,11 +1001,25 @@ cdef class Evaluator:
         return value.i
 
     cdef inline int64_t _sid(self, PyObject* text) noexcept:
-        cdef PyObject* found = PyDict_GetItemWithError(self.sids, <object>text)
-        if found == NULL:
-            PyErr_Clear()  # a str key cannot fail to hash; never leave an error behind
-            return -1
-        return PyLong_AsLongLong(found)
+        """A string's intern id, or -1: by text for an exact str, as a dict finds a subclass."""
+        cdef uint64_t text_hash, at
+        cdef TextSlot* slot
+        cdef PyObject* found
+        if not PyUnicode_CheckExact(text):
+            found = PyDict_GetItemWithError(self.sids, <object>text)
+            if found == NULL:
+                PyErr_Clear()  # its own __hash__ or __eq__ failed: it matches nothing
+                return -1
+            return PyLong_AsLongLong(found)
+        text_hash = lg_text_hash(text)
+        at = text_hash & self.text_mask
+        while True:
+            slot = &self.text_slots[at]
+            if slot.text == NULL:
+                return -1
+            if slot.hash == text_hash and (slot.text == text or _same_text(slot.text, text)):
+                return slot.sid
+            at = (at + 1) & self.text_mask
 
     cdef Val _classify(self, PyObject* o) noexcept:
         cdef Val v
@@ -1590,7 +1772,7 @@ cdef inline int _find(int64_t* sorted_keys, int lo, int hi, int64_t key) noexcep
     return lo if lo < end and sorted_keys[lo] == key else -1
 
 
-cdef inline Py_ssize_t _entity_slot(Py_hash_t text_hash, int doc, Py_ssize_t mask) noexcept:
+cdef inline Py_ssize_t _entity_slot(uint64_t text_hash, int doc, Py_ssize_t mask) noexcept:
     return <Py_ssize_t>((<uint64_t>text_hash ^ (<uint64_t>doc * 0x9E3779B97F4A7C15ULL)) & <uint64_t>mask)
 
 

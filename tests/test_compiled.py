@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+import orjson
 import pytest
 
 from layergate.dsl import PolicyError, ast, load_data, load_policy, parse_policy
@@ -442,6 +443,104 @@ def test_a_request_read_the_long_way_never_pulls_items_read_ahead_from_under_the
     spoiler = _Spoiler(_entity_request("bo", "10.1.2.3"), victims[-1])
     decisions = cython.check_batch([*victims, spoiler])
     assert [d.allowed for d in decisions] == [True] * 5 + [False]
+
+
+def _texts() -> list[str]:
+    """Texts of every stored width (1, 2 and 4 bytes a character) and of lengths either side
+    of each way the evaluator's text hash reads them (0-3, 4-16, over 16 bytes)."""
+    out = []
+    for length in (0, 1, 2, 3, 4, 7, 8, 9, 15, 16, 17, 31, 32, 33, 50):
+        for widest in ("", "\u00e9", "\u03b4", "\U0001f511"):
+            text = ("k" * length + widest)[-max(length, 1):] if length else widest
+            if text not in out:
+                out.append(text)
+    return out
+
+
+def _fresh(text: str) -> str:
+    """An equal str that is another object (what a decoder hands over)."""
+    return "".join(list(text)) if len(text) > 1 else text
+
+
+def test_request_strings_are_found_by_text_whatever_their_width_or_length() -> None:
+    """The evaluator's own text hash finds data keys and policy strings as a dict does."""
+    texts = _texts()
+    tags = ", ".join(orjson.dumps(t).decode() for t in texts[::2])  # the listed tags
+    policy = ("layer a {\n  allow read on doc when data.accounts[subject.id].ok\n"
+              f"    and resource.properties.tag in [{tags}]\n}}\n")
+    data = {"accounts": {t: {"ok": True} for t in texts}}
+    tables = compile_policy(parse_policy(policy, "texts.lg", data), data)
+    cython, twin = Authorizer(tables), Authorizer(tables, backend="python")
+
+    def request(subject: str, tag: str) -> dict:
+        return {"subject": {"type": "svc", "id": _fresh(subject)}, "action": {"name": "read"},
+                "resource": {"type": "doc", "id": "d", "properties": {"tag": _fresh(tag)}}}
+
+    listed, unlisted = texts[::2], texts[1::2]
+    requests, expected = [], []
+    for k, text in enumerate(texts):
+        tag = listed[k % len(listed)]
+        requests += [request(text, tag), request(text + "z", tag), request(text, tag + "z"),
+                     request(text, unlisted[k % len(unlisted)])]
+        expected += [True, False, False, False]
+    for authorizer in (cython, twin):
+        assert [d.allowed for d in authorizer.check_batch(requests)] == expected
+        assert [authorizer.check(r).allowed for r in requests] == expected
+    unknown = cython.check(requests[1])
+    assert [(e.rule, e.code) for e in unknown.errors] == [("a.1", "unknown_entity")]
+
+
+class _Slots:
+    """An object whose __dict__ is a split (key-sharing) dict."""
+
+    def __init__(self, **fields: object) -> None:
+        self.__dict__.update(fields)
+
+
+def test_dicts_are_read_alike_in_place_and_entry_by_entry() -> None:
+    """The reader's in-place pass over a dict's entries (CPython 3.11) and PyDict_Next give
+    the same decisions: plain dicts, dicts with deleted entries, with a non-str key, and an
+    instance's split dict."""
+    from layergate.bench.workload import build
+
+    workload = build(10, requests=300)
+    tables = compile_policy(parse_policy(workload.policy, "w.lg", workload.data),
+                            workload.data)
+    requests = orjson.loads(orjson.dumps(workload.requests))
+    for n, item in enumerate(requests):
+        context = item["context"]
+        if n % 3 == 0:  # deleted entries among the live ones
+            context["gone"] = 1
+            item["resource"]["gone"] = 2
+            del context["gone"], item["resource"]["gone"]
+        if n % 5 == 1:
+            item["resource"]["properties"][3] = "a key that is not a str"
+        if n % 7 == 2:
+            item["context"] = _Slots(**context).__dict__
+    twin = Authorizer(tables, backend="python", clock=_workload_clock)
+    expected = [_outcome(d) for d in twin.check_batch(requests)]
+    old, available = _eval._read_dict_entries(True)
+    try:
+        for in_place in (True, False):
+            _eval._read_dict_entries(in_place)
+            cython = Authorizer(tables, clock=_workload_clock)
+            assert [_outcome(d) for d in cython.check_batch(requests)] == expected
+            assert [_outcome(cython.check(r)) for r in requests] == expected
+    finally:
+        _eval._read_dict_entries(old)
+    assert available == (sys.version_info[:2] == (3, 11)
+                         and sys.implementation.name == "cpython")
+
+
+def _workload_clock() -> float:
+    from layergate.bench.micro import CLOCK_SECONDS
+
+    return CLOCK_SECONDS
+
+
+def _outcome(decision: object) -> tuple:
+    return (decision.decision, decision.layer, decision.rule,
+            [(e.rule, e.code, e.path) for e in decision.errors])
 
 
 def test_more_action_and_type_pairs_than_the_route_cache_keeps() -> None:
