@@ -1256,19 +1256,34 @@ cdef class Evaluator:
         return 1
 
     cdef inline int _operand(self, _Request req, int n, Val* out) except -1:
-        """`_eval`, with a read slot or a constant (most operands) taken without the call."""
+        """`_eval`, with a read slot, a constant or a cell of the entity the request last
+        looked up (most operands) taken without the call."""
         cdef int code = self.node_op[n]
-        cdef int a = self.node_a[n]
+        cdef int a = self.node_a[n], key
+        cdef Val* key_val
+        cdef Cell* cell
         if code == SLOT and req.slot_state[a] == 1:
             out[0] = req.slot_val[a]
             return 0
         if code == CONST:
             out[0] = self.consts[a].value
             return 0
+        if code == DATA_COL and req.row_lists_loading:  # (else _data_col starts that)
+            key = self.node_b[n]
+            if self.node_op[key] == SLOT and req.slot_state[self.node_a[key]] == 1:
+                key_val = &req.slot_val[self.node_a[key]]
+                if (key_val.tag == T_STR and key_val.obj == req.row_text and req.row >= 0
+                        and self.column_doc[a] == req.row_doc):
+                    cell = &self.cells[self.doc_base[req.row_doc]
+                                       + req.row * self.doc_width[req.row_doc]
+                                       + self.column_pos[a]]
+                    if cell.error < 0:
+                        out[0] = cell.value
+                        return 0
         return self._eval(req, n, out)
 
     cdef inline int _bool(self, _Request req, int n, Val* out) except -1:
-        if self._eval(req, n, out):
+        if self._operand(req, n, out):
             return 1
         if out.tag != T_BOOL:
             return self._fail(req, E_TYPE, self.node_text[n])
