@@ -243,6 +243,7 @@ cdef tuple ROOTS = tuple(_op.ROOTS)
 cdef int CACHE_LIMIT = 100_000
 DEF LAZY = -2  # a request string whose intern id has not been looked up yet
 DEF ALLOW_SLOTS = 4096
+DEF KEY_ORDER = 8  # the reader remembers the first this many keys of the last dict per node
 DEF WINDOW = 16  # check_batch reads this many items ahead, prefetching their entities' data
 DEF ROUTE_SLOTS = 1024  # table of kept (action, resource type) routes; at most half filled
 DEF NET_SLOTS_MIN = 256  # the table of parsed networks doubles when half full, up to
@@ -435,6 +436,9 @@ cdef class Evaluator:
     cdef tuple probe_keys       # the key str objects, by probe position
     cdef list probe_seen        # the last equal key object met there (JSON decoders reuse them)
     cdef PyObject** seen_keys   # probe_seen's items (the list is never resized)
+    cdef list order_keys        # node x KEY_ORDER: the key met at each place of the last dict
+    cdef PyObject** order_key   # read at that node (order_keys' items, never resized), and
+    cdef int32_t* order_child   # the child it led to
     cdef dict decision_cache  # decisions with errors, or explained: key bytes -> Decision
     cdef dict address_cache
     cdef dict network_cache  # networks that are not policy strings (request values)
@@ -565,15 +569,19 @@ cdef class Evaluator:
         self.probe_keys = tuple(keys)
         self.probe_seen = list(keys)
         self.seen_keys = (<PyListObject*>self.probe_seen).ob_item
+        self.order_keys = [None] * (len(cells) * KEY_ORDER)
+        self.order_key = (<PyListObject*>self.order_keys).ob_item
+        self.order_child = self._i32(array("i", [-1]) * (len(cells) * KEY_ORDER))
 
     cdef inline int _probe_start(self, int parent, Py_hash_t key_hash) noexcept:
         return <int>((<uint64_t>key_hash + <uint64_t>parent * 0x9E3779B97F4A7C15ULL)
                      & <uint64_t>self.trie_mask)
 
     cdef inline int _child(self, int parent, PyObject* key) except -2:
-        """The trie node under `parent` for this key, or -1 if the policy never reads it."""
+        """The trie node under `parent` for this key, or -1 if the policy never reads it (a
+        str subclass is found by its own hash, as a dict lookup would find it)."""
         cdef Py_hash_t key_hash = (<PyASCIIObject*>key).hash
-        if key_hash == -1:
+        if key_hash == -1 or not PyUnicode_CheckExact(key):
             key_hash = PyObject_Hash(key)
         cdef int at = self._probe_start(parent, key_hash)
         cdef PyObject* known
@@ -593,13 +601,20 @@ cdef class Evaluator:
         cdef Py_ssize_t pos = 0
         cdef PyObject* key
         cdef PyObject* value
-        cdef int child, cell
+        cdef int child, cell, place = node * KEY_ORDER, last = place + KEY_ORDER
         while lg_dict_next(mapping, &pos, &key, &value):
-            if value == Py_None or not PyUnicode_Check(<object>key):
+            if place < last and self.order_key[place] == key:
+                child = self.order_child[place]  # the same key, in the same place, as before
+            elif not PyUnicode_Check(<object>key):
+                child = -1
+            else:
+                child = self._child(node, key)
+                if place < last and PyUnicode_CheckExact(key):  # (a subclass hashes its way)
+                    self.order_keys[place] = <object>key
+                    self.order_child[place] = child
+            place += 1
+            if child < 0 or value == Py_None:
                 continue  # None reads as absent; the slot walk reports it if a rule asks
-            child = self._child(node, key)
-            if child < 0:
-                continue
             if node == TOP:
                 req.roots[child - 1] = value
             cell = self.trie_cell[child]

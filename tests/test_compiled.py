@@ -305,6 +305,42 @@ def _entity_request(subject: str, ip: str) -> dict:
             "resource": {"type": "doc", "id": "d"}, "context": {"ip": ip}}
 
 
+def test_the_reader_remembers_keys_by_place_and_is_never_misled_by_it() -> None:
+    """Keys met at the same place of a dict as in the last one are not looked up again; keys
+    in another order, other objects of equal text, places past the remembered ones, str
+    subclasses and non-str keys at a remembered place read as they would the first time."""
+    authorizer = Authorizer(compile_policy(parse_policy(READER_POLICY)))
+    twin = Authorizer(compile_policy(parse_policy(READER_POLICY)), backend="python")
+    filler = {f"f{n}": n for n in range(12)}
+    contexts = [
+        {"blocked": False, "amount": 1},
+        {"amount": 1, "blocked": False},                       # the other order
+        {"amount": 20, "blocked": False},                      # same keys, other answer
+        {"blocked": True, "amount": 1},
+        {"".join(["am", "ount"]): 1, "blocked": False},       # an equal key, another object
+        {**filler, "blocked": False, "amount": 1},             # past the remembered places
+        {**filler, "amount": 1},                               # blocked missing: denied
+        {**filler, "amount": 30},
+        {_OddStr("amount"): 1, "blocked": False},             # found as a dict would: not
+        {3: "x", "blocked": False, "amount": 1},               # a non-str key first
+        {"blocked": None, "amount": 1},                        # None reads as absent: denied
+        {"blocked": False, "amount": 1},
+    ]
+    requests = [_doc_request(**{}) | {"context": c} for c in contexts]
+    expected = [(d.allowed, d.rule, d.error_codes) for d in twin.check_batch(requests)]
+    assert [e[0] for e in expected] == [True, True, False, False, True, True, False, False,
+                                        False, True, False, True]
+    for _ in range(2):  # the second time, every place is remembered from the first
+        assert [(d.allowed, d.rule, d.error_codes)
+                for d in authorizer.check_batch(requests)] == expected
+        assert [(d.allowed, d.rule, d.error_codes)
+                for d in map(authorizer.check, requests)] == expected
+    for k in range(len(requests)):  # and after every other request
+        for r in (requests[k - 1], requests[k]):
+            got = authorizer.check(r)
+            assert (got.allowed, got.rule, got.error_codes) == expected[requests.index(r)]
+
+
 def test_pre_joined_rows_are_found_by_key_text_per_document() -> None:
     from layergate.engine import Interpreter
 
