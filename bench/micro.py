@@ -60,8 +60,8 @@ def timed_rounds(run: Callable[[], Any], decisions: int, rounds: int) -> list[fl
 
     First `run` is repeated for WARM_SECONDS, so the evaluator's caches (decisions, addresses)
     and the machine's are as in a server that has been running: at S = 1,000 the first passes
-    over the same 1,000 requests take 2-3x as long as the tenth (the accounts' rows come into
-    the CPU's caches over several passes, not one)."""
+    over the same 1,000 requests take up to 3x as long as later ones (the accounts' rows come
+    into the CPU's caches over several passes, not one)."""
     warm_until = time.perf_counter() + WARM_SECONDS
     run()
     while time.perf_counter() < warm_until:

@@ -636,7 +636,7 @@ cdef class Evaluator:
     cdef void _build_text_slots(self) except *:
         """Index the intern table by text hash (a dict lookup hashes a new str with SipHash)."""
         cdef Py_ssize_t size = 1, sid
-        cdef uint64_t at
+        cdef uint64_t at, text_hash
         cdef PyObject* text
         while size < 2 * len(self.strings):
             size <<= 1
@@ -644,10 +644,11 @@ cdef class Evaluator:
         self.text_slots = <TextSlot*>self._zeroed(size * sizeof(TextSlot))
         for sid in range(len(self.strings)):
             text = PyTuple_GET_ITEM(self.strings, sid)
-            at = lg_text_hash(text) & self.text_mask
+            text_hash = lg_text_hash(text)
+            at = text_hash & self.text_mask
             while self.text_slots[at].text != NULL:
                 at = (at + 1) & self.text_mask
-            self.text_slots[at].hash = lg_text_hash(text)
+            self.text_slots[at].hash = text_hash
             self.text_slots[at].text = text
             self.text_slots[at].sid = sid
 
