@@ -36,6 +36,7 @@ from layergate.engine.request import (
 
 cdef extern from "Python.h":
     PyObject* PyDict_GetItemWithError(object p, object key) except? NULL
+    PyObject* lg_dict_lookup "PyDict_GetItemWithError"(object p, object key)  # NULL: see errors
     bint PyBool_Check(object o)
     bint PyLong_Check(PyObject* o)
     bint PyFloat_Check(PyObject* o)
@@ -58,6 +59,7 @@ cdef extern from "Python.h":
     PyObject* Py_None
     PyObject* PyTuple_GET_ITEM(object t, Py_ssize_t i)
     Py_hash_t PyObject_Hash(PyObject* o) except? -1
+    int PyDict_Next(PyObject* p, Py_ssize_t* pos, PyObject** key, PyObject** value) noexcept
     ctypedef struct PyListObject:
         PyObject** ob_item
     ctypedef struct PyASCIIObject:
@@ -134,11 +136,12 @@ cdef extern from *:
 
 cdef extern from *:
     """
-    /* PyDict_Next without its call and per-entry bookkeeping: on CPython 3.11, a combined
-       dict's entries are read in place. The layout is CPython 3.11's PyDictKeysObject
-       (Include/internal/pycore_dict.h); any other version, and split (instance) dicts, take
-       PyDict_Next. Like PyDict_Next, every step re-reads the keys object and its bound, so a
-       dict changed in between (by code a key's __hash__ runs) is never read out of range. */
+    /* Where a dict's entries are, so that a loop reads them in place without PyDict_Next's
+       call and per-entry bookkeeping; NULL: read it by PyDict_Next. On CPython 3.11 a
+       combined dict's entries are (hash, key, value) or, with only str keys, (key, value);
+       the layout is CPython 3.11's PyDictKeysObject (Include/internal/pycore_dict.h). Any
+       other version, and split (instance) dicts, take PyDict_Next. The place and `count` are
+       those of this moment: a reader asks again after code that may change the dict ran. */
     #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000 && !defined(PYPY_VERSION)
     #define LG_DICT_ENTRIES 1
     typedef struct {
@@ -156,36 +159,24 @@ cdef extern from *:
     #endif
     static int lg_dict_entries = LG_DICT_ENTRIES;  /* 0: always PyDict_Next (tests) */
 
-    static inline int lg_dict_next(PyObject* op, Py_ssize_t* pos, PyObject** key,
-                                   PyObject** value) {
+    static inline PyObject** lg_dict_entries_at(PyObject* op, Py_ssize_t* count,
+                                                Py_ssize_t* width) {
     #if LG_DICT_ENTRIES
         PyDictObject* dict = (PyDictObject*)op;
         if (lg_dict_entries && dict->ma_values == NULL) {
             lg_dict_keys* keys = (lg_dict_keys*)dict->ma_keys;
-            Py_ssize_t i = *pos, n = keys->dk_nentries;
-            Py_ssize_t width = keys->dk_kind == 0 ? 3 : 2;
-            PyObject** entry = (PyObject**)(keys->dk_indices
-                                            + ((size_t)1 << keys->dk_log2_index_bytes))
-                               + (width - 2);  /* at the key of entry 0 */
-            if (i < 0) {
-                return 0;
-            }
-            while (i < n && entry[i * width + 1] == NULL) {
-                i++;  /* a deleted entry */
-            }
-            if (i >= n) {
-                return 0;
-            }
-            *key = entry[i * width];
-            *value = entry[i * width + 1];
-            *pos = i + 1;
-            return 1;
+            *count = keys->dk_nentries;
+            *width = keys->dk_kind == 0 ? 3 : 2;
+            return (PyObject**)(keys->dk_indices + ((size_t)1 << keys->dk_log2_index_bytes))
+                   + (*width - 2);  /* at the key of entry 0 */
         }
     #endif
-        return PyDict_Next(op, pos, key, value);
+        *count = 0;
+        *width = 0;
+        return NULL;
     }
     """
-    int lg_dict_next(PyObject* p, Py_ssize_t* pos, PyObject** key, PyObject** value) noexcept
+    PyObject** lg_dict_entries_at(PyObject* op, Py_ssize_t* count, Py_ssize_t* width) noexcept
     int lg_dict_entries
     int LG_DICT_ENTRIES
 
@@ -327,6 +318,7 @@ cdef class _Request:
     cdef object keep  # the normalized request when the input needed the Python path
     cdef object caller
     cdef object refused  # check_batch: the decision for an item that could not be read
+    cdef bint foreign  # it holds objects of other types than the JSON ones (see _fill)
 
     def __cinit__(self, int nslots, int words, int nrules, int nlayers):
         self.nslots = nslots
@@ -360,6 +352,7 @@ cdef class _Request:
         self.nerrors = 0
         self.keep = None
         self.refused = None
+        self.foreign = False
 
 
 @cython.final
@@ -597,41 +590,75 @@ cdef class Evaluator:
         return -1
 
     cdef int _fill(self, _Request req, PyObject* mapping, int node) except -1:
-        """One pass over a dict: every value the policy reads lands in its cell."""
-        cdef Py_ssize_t pos = 0
+        """One pass over a dict: every value the policy reads lands in its cell. Returns 1 when
+        code of the request's own objects may have run meanwhile (a str subclass key's
+        __hash__, a custom mapping's type check), else 0: after such code, the entries are
+        found again, as the dict may have changed. Reading the caller's own dicts (not a
+        private copy), it stops at a str subclass key, before hashing it: `req.foreign`."""
+        cdef Py_ssize_t at = 0, pos, count, width
+        cdef PyObject** entries = lg_dict_entries_at(mapping, &count, &width)
         cdef PyObject* key
         cdef PyObject* value
         cdef int child, cell, place = node * KEY_ORDER, last = place + KEY_ORDER
-        while lg_dict_next(mapping, &pos, &key, &value):
+        cdef bint ran_code, any_code = False
+        while True:
+            if entries != NULL:
+                while at < count and entries[at * width + 1] == NULL:
+                    at += 1  # a deleted entry
+                if at >= count:
+                    break
+                key = entries[at * width]
+                value = entries[at * width + 1]
+                at += 1
+            else:
+                pos = at
+                if not PyDict_Next(mapping, &pos, &key, &value):
+                    break
+                at = pos
+            ran_code = False
             if place < last and self.order_key[place] == key:
                 child = self.order_child[place]  # the same key, in the same place, as before
             elif not PyUnicode_Check(<object>key):
                 child = -1
+            elif not PyUnicode_CheckExact(key):  # a subclass hashes in its own code
+                if req.keep is None:
+                    req.foreign = True  # read from a copy instead, before that code runs
+                    return 1
+                child = self._child(node, key)
+                ran_code = True
             else:
                 child = self._child(node, key)
-                if place < last and PyUnicode_CheckExact(key):  # (a subclass hashes its way)
+                if place < last:
                     self.order_keys[place] = <object>key
                     self.order_child[place] = child
             place += 1
-            if child < 0 or value == Py_None:
-                continue  # None reads as absent; the slot walk reports it if a rule asks
-            if node == TOP:
-                req.roots[child - 1] = value
-            cell = self.trie_cell[child]
-            if cell >= 0:
-                if PyUnicode_CheckExact(value):  # most values: classified here, no call
-                    req.slot_val[cell].tag = T_STR
-                    req.slot_val[cell].i = LAZY
-                    req.slot_val[cell].num = 0.0
-                    req.slot_val[cell].obj = value
-                else:
-                    req.slot_val[cell] = self._classify(value)
-                req.slot_state[cell] = 1
-                if cell == self.lead_slot:  # its entity is looked up first: start loading
-                    self._prefetch_entity_key(req, False)
-            if self.trie_branch[child] and PyDict_Check(value):
-                self._fill(req, value, child)
-        return 0
+            if child >= 0 and value != Py_None:  # None reads as absent
+                if node == TOP:
+                    req.roots[child - 1] = value
+                cell = self.trie_cell[child]
+                if cell >= 0:
+                    if PyUnicode_CheckExact(value):  # most values: classified here, no call
+                        req.slot_val[cell].tag = T_STR
+                        req.slot_val[cell].i = LAZY
+                        req.slot_val[cell].num = 0.0
+                        req.slot_val[cell].obj = value
+                    else:
+                        req.slot_val[cell] = self._classify(value)
+                        if req.slot_val[cell].tag == T_OTHER or (
+                                req.slot_val[cell].tag == T_OBJ and not PyDict_Check(value)):
+                            ran_code = True  # its type was asked whether it is a Mapping
+                        if not _plain(value, True):
+                            req.foreign = True
+                    req.slot_state[cell] = 1
+                    if cell == self.lead_slot:  # its entity is looked up first: start loading
+                        self._prefetch_entity_key(req, False)
+                if self.trie_branch[child] and PyDict_Check(value):
+                    if self._fill(req, value, child):
+                        ran_code = True
+            if ran_code:
+                any_code = True
+                entries = lg_dict_entries_at(mapping, &count, &width)
+        return any_code
 
     cdef void _build_text_slots(self) except *:
         """Index the intern table by text hash (a dict lookup hashes a new str with SipHash)."""
@@ -847,6 +874,9 @@ cdef class Evaluator:
                         if not self._load(req, items[start + j], defaults, j > 0):
                             count = j  # it needs the Python path: first in the next window
                             break
+                        if req.keep is not None:  # its objects may run code while it is
+                            count = 1             # decided: no other item is read by then
+                            break
                     except RequestError as exc:
                         req.refused = invalid_request_decision(exc.message, exc.field,
                                                                self.revision)
@@ -955,7 +985,7 @@ cdef class Evaluator:
         if not self._load_fast(req, request, defaults):
             if fast_only:
                 return 0
-            normalized = normalize_request(merge_defaults(request, defaults))
+            normalized = normalize_request(_private_copy(merge_defaults(request, defaults), {}))
             req.reset()
             req.keep = normalized
             for k in (0, 1, 2, 3, 5):
@@ -995,6 +1025,8 @@ cdef class Evaluator:
                 req.roots[k] = <PyObject*>_EMPTY
             elif not PyDict_Check(value):
                 return False
+        if req.foreign:  # read from a copy of its own, the long way
+            return False
         for k in range(7):  # subject type, id; action name; resource type, id: strings
             cell = self.shape_cell[k]
             if k == 2 or k == 6:  # properties: absent, null or an object
@@ -1006,26 +1038,26 @@ cdef class Evaluator:
         req.resource_type = self._shape_id(req, 4)
         return True
 
-    cdef inline int64_t _shape_id(self, _Request req, int k) noexcept:
+    cdef inline int64_t _shape_id(self, _Request req, int k) except? -3:
         """The intern id of a shape field (a string), kept in its cell for later reads."""
         return self._string_id(&req.slot_val[self.shape_cell[k]])
 
-    cdef inline int64_t _string_id(self, Val* value) noexcept:
+    cdef inline int64_t _string_id(self, Val* value) except? -3:
         """A string value's intern id (-1: not a policy string), looked up on first need."""
         if value.i == LAZY:
             value.i = self._sid(value.obj)
         return value.i
 
-    cdef inline int64_t _sid(self, PyObject* text) noexcept:
-        """A string's intern id, or -1: by text for an exact str, as a dict finds a subclass."""
+    cdef inline int64_t _sid(self, PyObject* text) except? -3:
+        """A string's intern id, or -1: by text for an exact str, as a dict finds a subclass
+        (whose own __hash__ or __eq__ may raise: that error is the caller's)."""
         cdef uint64_t text_hash, at
         cdef TextSlot* slot
         cdef PyObject* found
         if not PyUnicode_CheckExact(text):
-            found = PyDict_GetItemWithError(self.sids, <object>text)
+            found = lg_dict_lookup(self.sids, <object>text)
             if found == NULL:
-                PyErr_Clear()  # its own __hash__ or __eq__ failed: it matches nothing
-                return -1
+                return -3 if PyErr_Occurred() != NULL else -1
             return PyLong_AsLongLong(found)
         text_hash = lg_text_hash(text)
         at = text_hash & self.text_mask
@@ -1414,12 +1446,13 @@ cdef class Evaluator:
             return _same_text(x.obj, y.obj)
         return x.i == y.i
 
-    cdef inline void _intern(self, _Request req, int node, Val* value) noexcept:
+    cdef inline int _intern(self, _Request req, int node, Val* value) except -1:
         """Look up a request string's intern id once; a slot keeps it for later reads."""
         if value.tag == T_STR and value.i == LAZY:
             self._string_id(value)
             if self.node_op[node] == SLOT:
                 req.slot_val[self.node_a[node]].i = value.i
+        return 0
 
     cdef int _member(self, _Request req, int n, Val* item, Val* container, Val* out) except -1:
         cdef Py_ssize_t k, size
@@ -1780,6 +1813,44 @@ cdef class Evaluator:
 # ---- helpers on str objects (no allocation) ---------------------------------------------------
 
 cdef object _MAPPING = Mapping
+
+
+cdef bint _plain(PyObject* o, bint items) noexcept:
+    """Whether `o` is read and compared without running code of its own: a str, number,
+    bool, None, dict or list (with `items`, a list's items must be too), not a str subclass
+    (found in the intern table by its own __hash__ and __eq__) nor any other object."""
+    cdef Py_ssize_t k
+    if PyUnicode_CheckExact(o) or PyLong_Check(o) or o == Py_None or PyDict_Check(o):
+        return True
+    if PyList_Check(o):
+        if items:
+            for k in range(PyList_GET_SIZE(<object>o)):
+                if not _plain(PyList_GET_ITEM(<object>o, k), False):
+                    return False
+        return True
+    return PyFloat_Check(o)  # (last: it walks the type's MRO)
+
+
+cdef object _private_copy(object value, dict copies):
+    """The request with every dict, mapping and list in it copied: what the evaluator reads
+    then belongs to it alone, whatever code the request's own objects run meanwhile (a str
+    subclass's __hash__, say, that changes the dict it sits in). Shared containers stay
+    shared, and a cycle stays a cycle."""
+    if not (isinstance(value, (dict, list)) or _is_mapping(<PyObject*>value)):
+        return value
+    known = copies.get(id(value))
+    if known is not None:
+        return known[1]
+    if isinstance(value, list):
+        copy = []
+        copies[id(value)] = (value, copy)
+        copy.extend([_private_copy(item, copies) for item in value])
+    else:
+        copy = {}
+        copies[id(value)] = (value, copy)
+        for key, item in list(value.items()):  # all taken before any key is hashed
+            copy[key] = _private_copy(item, copies)
+    return copy
 
 
 cdef bint _is_mapping(PyObject* o) noexcept:

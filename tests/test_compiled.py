@@ -481,6 +481,70 @@ def test_a_request_read_the_long_way_never_pulls_items_read_ahead_from_under_the
     assert [d.allowed for d in decisions] == [True] * 5 + [False]
 
 
+class _Vandal(str):
+    """A str whose own hash, once armed, empties other dicts and reuses their memory."""
+
+    victims: list = []
+    armed = False
+
+    def __hash__(self) -> int:
+        if _Vandal.armed:
+            for victim in _Vandal.victims:
+                for part in list(victim.values()):
+                    if isinstance(part, dict):
+                        part.clear()
+                victim.clear()
+            _Vandal.churn = ["".join(["1", str(n)]) for n in range(5000)]
+        return 11
+
+
+class _Unhashable(str):
+    def __hash__(self) -> int:
+        raise RuntimeError("no hash for this id")
+
+
+def test_request_objects_that_run_code_never_pull_what_is_read_from_under_the_evaluator(
+        ) -> None:
+    """A str subclass (a key, a value) runs its own code when hashed: such a request is read
+    from a copy of its own and decided before any later item is read, so whatever that code
+    empties, each item is decided as a loop of checks decides it; its errors are raised."""
+    tables = compile_policy(parse_policy(ENTITY_POLICY, "entities.lg", ENTITY_DATA),
+                            ENTITY_DATA)
+    cython, twin = Authorizer(tables), Authorizer(tables, backend="python")
+    fresh = "".join(["10.2.", "3.4"])
+    own = _entity_request("ann", fresh)
+    own["context"][_Vandal("".join(["zz", "z"]))] = 1  # after the ip, which it frees
+    _Vandal.victims, _Vandal.armed = [own["context"]], False
+    expected = _outcome(twin.check(own))
+    assert expected[0] == "allow"
+    _Vandal.armed = True
+    try:
+        assert _outcome(cython.check(own)) == expected
+        assert own["context"] == {}  # it did run
+        own["context"].update({"ip": fresh, _Vandal("zzz"): 1})
+        first, second = cython.check_batch([own, own])  # the first empties the second
+        assert _outcome(first) == expected
+        assert _outcome(second) == ("deny", "a", "a.1",
+                                    [("a.1", "missing_attribute", "context.ip")])
+        # its hash runs while it is decided (its data row is found by it): the next item is
+        # emptied before it is read, as it would be if checked after it
+        meddler = _entity_request(_Vandal("ann"), "10.2.3.4")
+        victim = _entity_request("".join(["an", "n"]), "".join(["10.2.", "3.4"]))
+        _Vandal.victims = [victim]
+        decisions = cython.check_batch([_entity_request("bo", "10.1.2.3"), meddler, victim])
+        assert [d.allowed for d in decisions] == [False, False, False]
+        assert decisions[2].error_codes == ("invalid_request",)
+        assert decisions[2].errors[0].path == "subject"
+    finally:
+        _Vandal.armed, _Vandal.victims = False, []
+    unhashable = _entity_request(_Unhashable("ann"), "10.2.3.4")
+    for backend in (cython, twin):
+        with pytest.raises(RuntimeError, match="no hash"):
+            backend.check(unhashable)
+    with pytest.raises(RuntimeError, match="no hash"):
+        cython.check_batch([_entity_request("ann", "10.2.3.4"), unhashable])
+
+
 def _texts() -> list[str]:
     """Texts of every stored width (1, 2 and 4 bytes a character) and of lengths either side
     of each way the evaluator's text hash reads them (0-3, 4-16, over 16 bytes)."""
