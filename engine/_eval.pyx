@@ -1008,7 +1008,9 @@ cdef class Evaluator:
         for k in range(6):
             req.roots[k] = NULL
         self._fill(req, <PyObject*>request, TOP)
-        for k in (0, 1, 2, 3, 5):
+        for k in range(6):
+            if k == 4:
+                continue  # the caller is not read from the request
             value = req.roots[k]
             if value == NULL and defaults is not None and k != 5:
                 value = _get(defaults, ROOTS[k])
