@@ -1,6 +1,6 @@
 """Type stub of the Cython evaluator (engine/_eval.pyx)."""
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .decision import Decision
@@ -17,6 +17,6 @@ class Evaluator:
     def __init__(self, tables: Tables, clock: Callable[[], float] = ...) -> None: ...
     def check(self, request: Mapping[str, Any], caller: Mapping[str, Any] | None = None,
               explain: bool = False) -> Decision: ...
-    def check_batch(self, requests: Sequence[Any], defaults: Mapping[str, Any] | None = None,
+    def check_batch(self, requests: Iterable[Any], defaults: Mapping[str, Any] | None = None,
                     semantic: str = "execute_all", caller: Mapping[str, Any] | None = None,
                     explain: bool = False) -> list[Decision]: ...

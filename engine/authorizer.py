@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -98,7 +98,7 @@ class Authorizer:
         """Decide one AuthZEN-shaped request; raises `RequestError` if it is malformed."""
         return self._evaluator.check(request, caller, explain)
 
-    def check_batch(self, requests: Sequence[Any], defaults: Mapping[str, Any] | None = None,
+    def check_batch(self, requests: Iterable[Any], defaults: Mapping[str, Any] | None = None,
                     semantic: str = "execute_all", caller: Mapping[str, Any] | None = None,
                     explain: bool = False) -> list[Decision]:
         """Decide many requests in one pass; malformed items are denied with their field path."""

@@ -7,7 +7,7 @@ they agree with it on decision, deciding layer, rule ids and error codes.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,7 +68,7 @@ class Interpreter:
                    int(self.clock() * 1_000_000))
         return self._decide(env, explain)
 
-    def check_batch(self, requests: Sequence[Any], defaults: Mapping[str, Any] | None = None,
+    def check_batch(self, requests: Iterable[Any], defaults: Mapping[str, Any] | None = None,
                     semantic: str = "execute_all", caller: Mapping[str, Any] | None = None,
                     explain: bool = False) -> list[Decision]:
         """Decide many requests; a malformed item is denied with an `invalid_request` error."""

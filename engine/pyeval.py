@@ -7,7 +7,7 @@ the Cython evaluator, this twin and the reference interpreter to agree.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from layergate.dsl.literals import (
@@ -80,7 +80,7 @@ class TableEvaluator:
                        int(self.clock() * 1_000_000))
         return self._decide(state, explain)
 
-    def check_batch(self, requests: Sequence[Any], defaults: Mapping[str, Any] | None = None,
+    def check_batch(self, requests: Iterable[Any], defaults: Mapping[str, Any] | None = None,
                     semantic: str = "execute_all", caller: Mapping[str, Any] | None = None,
                     explain: bool = False) -> list[Decision]:
         return evaluate_batch(lambda r: self.check(r, caller, explain), requests, defaults,

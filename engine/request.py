@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .decision import Decision, invalid_request_decision
@@ -83,7 +83,7 @@ def merge_defaults(item: Any, defaults: Mapping[str, Any] | None) -> Any:
     return merged
 
 
-def evaluate_batch(check: Callable[[Any], Decision], requests: Sequence[Any],
+def evaluate_batch(check: Callable[[Any], Decision], requests: Iterable[Any],
                    defaults: Mapping[str, Any] | None, semantic: str,
                    revision: str) -> list[Decision]:
     """AuthZEN batch evaluation: items in order, a malformed item is denied with its field
