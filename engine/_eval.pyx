@@ -23,7 +23,7 @@ from cpython.unicode cimport PyUnicode_Check, PyUnicode_Tailmatch
 from libc.math cimport INFINITY
 from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.stdlib cimport free, malloc
-from libc.string cimport memcmp, memset
+from libc.string cimport memset
 
 from layergate.dsl.literals import parse_address, parse_network
 
@@ -125,6 +125,20 @@ cdef extern from *:
         }
         return lg_mum(k1 ^ n, lg_mum(a ^ k1, b ^ seed));
     }
+    /* memcmp(a, b, n) == 0, inline for short texts: a few overlapping loads, never a byte
+       past either end. */
+    static inline int lg_same_bytes(const unsigned char* a, const unsigned char* b, size_t n) {
+        if (n >= 8 && n <= 16) {
+            return lg_load8(a) == lg_load8(b) && lg_load8(a + n - 8) == lg_load8(b + n - 8);
+        }
+        if (n >= 4 && n < 8) {
+            return lg_load4(a) == lg_load4(b) && lg_load4(a + n - 4) == lg_load4(b + n - 4);
+        }
+        if (n < 4) {
+            return n == 0 || (a[0] == b[0] && a[n >> 1] == b[n >> 1] && a[n - 1] == b[n - 1]);
+        }
+        return memcmp(a, b, n) == 0;
+    }
     static inline uint64_t lg_text_hash(PyObject* text) {
         /* CPython keeps equal strings in the same kind, so equal texts hash alike. */
         int kind = PyUnicode_KIND(text);
@@ -133,6 +147,7 @@ cdef extern from *:
     }
     """
     uint64_t lg_text_hash(PyObject* text) noexcept
+    bint lg_same_bytes(const void* a, const void* b, size_t n) noexcept
 
 cdef extern from *:
     """
@@ -1111,9 +1126,16 @@ cdef class Evaluator:
         return PyList_GET_SIZE(<object>v.obj)
 
     cdef inline Val _item(self, Val v, Py_ssize_t k) noexcept:
+        cdef Val item
         if v.obj == NULL:
             return self._const(self.list_items[self.consts[v.i].items + k])
-        return self._classify(PyList_GET_ITEM(<object>v.obj, k))
+        item.obj = PyList_GET_ITEM(<object>v.obj, k)
+        if not PyUnicode_CheckExact(item.obj):
+            return self._classify(item.obj)
+        item.tag = T_STR  # most request list items: classified here, no call
+        item.i = LAZY
+        item.num = 0.0
+        return item
 
     # ---- layers and rules ------------------------------------------------------------------
 
@@ -1287,9 +1309,14 @@ cdef class Evaluator:
     cdef bint _matches(self, _Request req, int rule, bint on_error) except -1:
         cdef int node = self.rule_cond[rule]
         cdef Val v
+        cdef int failed
         if node < 0:
             return True
-        if self._eval(req, node, &v) == 0:
+        if self.node_op[node] == TRUTH:  # (every rule's condition: its test, without a call)
+            failed = self._bool(req, self.node_a[node], &v)
+        else:
+            failed = self._eval(req, node, &v)
+        if failed == 0:
             return v.i == 1
         req.errors[3 * req.nerrors] = rule
         req.errors[3 * req.nerrors + 1] = req.err_code
@@ -1885,7 +1912,7 @@ cdef inline bint _same_text(PyObject* x, PyObject* y) noexcept:
     cdef Py_ssize_t n = PyUnicode_GET_LENGTH(x)
     cdef int kind = PyUnicode_KIND(x)
     return (n == PyUnicode_GET_LENGTH(y) and kind == PyUnicode_KIND(y)
-            and memcmp(PyUnicode_DATA(x), PyUnicode_DATA(y), n * kind) == 0)
+            and lg_same_bytes(PyUnicode_DATA(x), PyUnicode_DATA(y), n * kind))
 
 
 cdef bint _has_colon(PyObject* text):
