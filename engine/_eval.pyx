@@ -328,6 +328,7 @@ cdef class _Request:
     cdef int row_doc
     cdef int row
     cdef bint row_lists_loading  # the items and bitsets of its lists are on their way
+    cdef Cell* lead_row  # the lead entity's cells once found and its lists on their way
     cdef PyObject* lead_text  # the lead key whose text hash is in lead_hash, or NULL
     cdef uint64_t lead_hash
     cdef object keep  # the normalized request when the input needed the Python path
@@ -363,6 +364,7 @@ cdef class _Request:
     cdef void reset(self):
         memset(self.slot_state, 0, max(self.nslots, 1))
         self.row_text = NULL
+        self.lead_row = NULL
         self.lead_text = NULL
         self.nerrors = 0
         self.keep = None
@@ -447,6 +449,8 @@ cdef class Evaluator:
     cdef list order_keys        # node x KEY_ORDER: the key met at each place of the last dict
     cdef PyObject** order_key   # read at that node (order_keys' items, never resized), and
     cdef int32_t* order_child   # the child it led to
+    cdef int32_t* node_lead     # a DATA_COL node of the lead document keyed by the lead slot:
+                                # its column's place in a row (else -1)
     cdef dict decision_cache  # decisions with errors, or explained: key bytes -> Decision
     cdef dict address_cache
     cdef dict network_cache  # networks that are not policy strings (request values)
@@ -703,6 +707,14 @@ cdef class Evaluator:
                 pair = (tables.column_doc[tables.node_a[n]], tables.node_a[key])
                 uses[pair] = uses.get(pair, 0) + 1
         self.lead_doc, self.lead_slot = max(uses, key=uses.get) if uses else (-1, -1)
+        places = array("i", [-1]) * max(len(tables.node_op), 1)
+        for n, code in enumerate(tables.node_op):
+            key = tables.node_b[n]
+            if (code == DATA_COL and tables.node_op[key] == SLOT
+                    and tables.node_a[key] == self.lead_slot
+                    and tables.column_doc[tables.node_a[n]] == self.lead_doc):
+                places[n] = self.column_pos[tables.node_a[n]]
+        self.node_lead = self._i32(places)
 
     cdef void _build_consts(self, tables) except *:
         """One record per constant (the tables keep one array per field)."""
@@ -908,6 +920,7 @@ cdef class Evaluator:
                 for j in range(count):
                     self._prefetch_lists(<_Request>reqs[j], True)
                     (<_Request>reqs[j]).row_lists_loading = True
+                    self._keep_lead_row(<_Request>reqs[j])
                 for j in range(count):
                     req = <_Request>reqs[j]
                     decision = req.refused if req.refused is not None else self._decide(req,
@@ -964,6 +977,15 @@ cdef class Evaluator:
             req.row_text, req.row_doc = key, self.lead_doc
             req.row_lists_loading = False
         return 0
+
+    cdef inline void _keep_lead_row(self, _Request req) noexcept:
+        """Once the lead entity's row is found and its lists are on their way, keep where its
+        cells are: rules read them straight from there (`_operand`)."""
+        cdef PyObject* key = self._lead_key(req)
+        if (key != NULL and req.row_text == key and req.row_doc == self.lead_doc
+                and req.row >= 0):
+            req.lead_row = &self.cells[self.doc_base[req.row_doc]
+                                       + req.row * self.doc_width[req.row_doc]]
 
     cdef void _prefetch_lists(self, _Request req, bint contents) noexcept:
         """Start loading the list constants of the lead entity's row: their records, or (once
@@ -1333,11 +1355,10 @@ cdef class Evaluator:
         return 1
 
     cdef inline int _operand(self, _Request req, int n, Val* out) except -1:
-        """`_eval`, with a read slot, a constant or a cell of the entity the request last
-        looked up (most operands) taken without the call."""
+        """`_eval`, with a read slot, a constant or a cell of the request's lead entity (most
+        operands) taken without the call."""
         cdef int code = self.node_op[n]
-        cdef int a = self.node_a[n], key
-        cdef Val* key_val
+        cdef int a = self.node_a[n], place
         cdef Cell* cell
         if code == SLOT and req.slot_state[a] == 1:
             out[0] = req.slot_val[a]
@@ -1345,18 +1366,13 @@ cdef class Evaluator:
         if code == CONST:
             out[0] = self.consts[a].value
             return 0
-        if code == DATA_COL and req.row_lists_loading:  # (else _data_col starts that)
-            key = self.node_b[n]
-            if self.node_op[key] == SLOT and req.slot_state[self.node_a[key]] == 1:
-                key_val = &req.slot_val[self.node_a[key]]
-                if (key_val.tag == T_STR and key_val.obj == req.row_text and req.row >= 0
-                        and self.column_doc[a] == req.row_doc):
-                    cell = &self.cells[self.doc_base[req.row_doc]
-                                       + req.row * self.doc_width[req.row_doc]
-                                       + self.column_pos[a]]
-                    if cell.error < 0:
-                        out[0] = cell.value
-                        return 0
+        if code == DATA_COL and req.lead_row != NULL:  # (else _data_col finds it)
+            place = self.node_lead[n]
+            if place >= 0:
+                cell = req.lead_row + place
+                if cell.error < 0:
+                    out[0] = cell.value
+                    return 0
         return self._eval(req, n, out)
 
     cdef inline int _bool(self, _Request req, int n, Val* out) except -1:
@@ -1514,6 +1530,7 @@ cdef class Evaluator:
             if not req.row_lists_loading:  # (its list records have come in by now)
                 req.row_lists_loading = True
                 self._prefetch_lists(req, True)
+                self._keep_lead_row(req)
         else:
             row = self._entity_row(doc, key.obj)
             req.row_text, req.row_doc, req.row = key.obj, doc, row
