@@ -618,6 +618,8 @@ cdef class Evaluator:
         cdef PyObject** entries = lg_dict_entries_at(mapping, &count, &width)
         cdef PyObject* key
         cdef PyObject* value
+        cdef PyObject* next_key  # (PyDict_Next's: key and value, whose addresses are never
+        cdef PyObject* next_value  # taken, can stay in registers)
         cdef int child, cell, place = node * KEY_ORDER, last = place + KEY_ORDER
         cdef bint ran_code, any_code = False
         while True:
@@ -631,9 +633,11 @@ cdef class Evaluator:
                 at += 1
             else:
                 pos = at
-                if not PyDict_Next(mapping, &pos, &key, &value):
+                if not PyDict_Next(mapping, &pos, &next_key, &next_value):
                     break
                 at = pos
+                key = next_key
+                value = next_value
             ran_code = False
             if place < last and self.order_key[place] == key:
                 child = self.order_child[place]  # the same key, in the same place, as before
