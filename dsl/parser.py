@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
+from collections.abc import Iterator
 from functools import lru_cache
 from importlib import resources
 from typing import Any
 
 from lark import Lark, Token, Tree, UnexpectedInput
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
+from lark.lexer import Lexer
 
 from . import ast
 from .errors import Diagnostic, PolicyError, SourceLines
@@ -23,17 +26,87 @@ def _grammar() -> str:
     return resources.files(__package__).joinpath("grammar.lark").read_text("utf-8")
 
 
+class _FastLexer(Lexer):
+    """The grammar's tokens by one regular expression, for valid policies.
+
+    It makes the tokens lark's contextual lexer makes: a word is the keyword, or the path
+    root, that the parser's state accepts, else a NAME. A file it cannot take through is
+    parsed again with lark's own lexer, whose errors are the ones reported (`_parse_uncached`),
+    so its only duty is to agree with that lexer on valid text (a test holds it to that).
+    """
+
+    __future_interface__ = 2
+    _SCAN = re.compile(r"""
+        (?P<skip>(?:[ \t\f\r\n]+|\#[^\n]*)*)
+        (?:(?P<STRING>"(?:[^"\\\n]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*")
+         | (?P<NUMBER>-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)
+         | (?P<word>[A-Za-z_][A-Za-z0-9_\-]*)
+         | (?P<COMPARE>==|!=|<=|>=|<|>)
+         | (?P<sign>[][(){},:=.*])
+         | $)
+    """, re.VERBOSE)
+    _ROOTS = frozenset(("subject", "action", "resource", "context", "caller", "elevation",
+                        "data"))
+
+    def __init__(self, conf: Any) -> None:
+        self.keywords: dict[str, str] = {}  # keyword or sign text -> its terminal's name
+        for terminal in conf.terminals:
+            if terminal.pattern.type == "str":
+                self.keywords[terminal.pattern.value] = terminal.name
+
+    def lex(self, lexer_state: Any, parser_state: Any) -> Iterator[Token]:
+        text = lexer_state.text.text
+        states = parser_state.parse_conf.parse_table.states
+        keywords, roots, scan = self.keywords, self._ROOTS, self._SCAN.match
+        pos, end, line, line_start = 0, len(text), 1, 0
+        while True:
+            found = scan(text, pos)  # the blanks and comments before a token, and the token
+            if found is None:
+                raise _NotLexed()
+            skipped = found.group("skip")
+            if skipped:
+                newlines = skipped.count("\n")
+                if newlines:
+                    line += newlines
+                    line_start = pos + skipped.rindex("\n") + 1
+                pos += len(skipped)
+            kind = found.lastgroup
+            if pos == end:
+                return
+            if kind == "skip":  # (no token after them, before the end of the text)
+                raise _NotLexed()
+            value = text[pos:found.end()]
+            if kind == "word":
+                accepts = states[parser_state.position]
+                kind = keywords.get(value, "NAME")
+                if kind not in accepts or kind == "NAME":  # (a root outranks a name)
+                    kind = "ROOT" if value in roots and "ROOT" in accepts else "NAME"
+            elif kind == "sign":
+                kind = keywords[value]
+            column = pos - line_start + 1
+            pos = found.end()
+            yield Token(kind, value, pos - len(value), line, column, line,
+                        column + len(value), pos)
+
+
+class _NotLexed(Exception):
+    """Text the fast lexer has no token for: lark's own lexer reports it."""
+
+
 @lru_cache(maxsize=1)
-def _parser() -> tuple[Lark, _Build]:
-    """The LALR parser, building the AST while it parses (no parse tree), and its builder.
+def _parser() -> tuple[Lark, Lark, _Build]:
+    """The LALR parser, building the AST while it parses (no parse tree), with the fast lexer;
+    the same with lark's contextual lexer (for files the fast one cannot take); their builder.
 
     `keep_all_tokens` hands the builder every token, keywords and brackets included, so each
     node's span runs from its first token to its last, as lark's `propagate_positions` would
     place it (at twice the cost).
     """
     build = _Build()
-    return Lark(_grammar(), parser="lalr", keep_all_tokens=True, maybe_placeholders=True,
-                transformer=build), build
+    options: dict[str, Any] = {"parser": "lalr", "keep_all_tokens": True,
+                               "maybe_placeholders": True, "transformer": build}
+    return (Lark(_grammar(), lexer=_FastLexer, **options), Lark(_grammar(), **options),
+            build)
 
 
 @lru_cache(maxsize=1)
@@ -80,10 +153,14 @@ def _parse_cached(text: str, source: str) -> ast.Module:  # failures raise, so a
 
 def _parse_uncached(text: str, source: str) -> ast.Module:
     lines = SourceLines()
-    parser, build = _parser()
+    fast, parser, build = _parser()
     with _PARSING:
         build.start_file(source)
         try:
+            try:
+                return fast.parse(text)
+            except (UnexpectedInput, _NotLexed):  # parsed again: lark's lexer reports it
+                build.start_file(source)
             return parser.parse(text)
         except UnexpectedInput as exc:
             lines.add(source, text)

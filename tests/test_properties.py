@@ -6,6 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from layergate.dsl import PolicyError, parse_policy, to_text
+from layergate.dsl import parser as _parser_module
 from layergate.dsl.parser import parse_module
 from layergate.engine import compile_policy
 from layergate.engine.tables import Tables
@@ -36,6 +37,60 @@ def test_printing_a_validated_example_round_trips(text: str) -> None:
     assert reprinted.layers == policy.layers
     assert reprinted.roles == policy.roles
     assert reprinted.consts == policy.consts
+
+
+def _lexed_alike(text: str) -> None:
+    """What the fast lexer parses, lark's contextual lexer parses to the same AST (spans
+    included); what it cannot, lark's parses or rejects (and reports) on its own."""
+    fast, contextual, build = _parser_module._parser()
+
+    def parse(parser: object) -> object:
+        with _parser_module._PARSING:
+            build.start_file("lexed.lg")
+            try:
+                return parser.parse(text)
+            except Exception as exc:  # every failure counts as one
+                return type(exc)
+            finally:
+                build.reset()
+
+    by_fast = parse(fast)
+    if not isinstance(by_fast, type):
+        assert parse(contextual) == by_fast, text
+
+
+KEYWORD_FIELDS = [  # keywords and roots are names where the grammar expects a name
+    'layer a {\n  allow * on * when subject.properties.on == context.and\n}\n',
+    'layer on { r: allow [role, layer] on data when data.layer[subject.id].when in '
+    '[1, -2.5e3] or not (context.not contains "x") }',
+    'const layers = ["a"]\nrole extends extends when { on on on }\nlayers [layers]',
+    'layer a { allow * on * when context.subject.data.caller == now and f(x, []) }',
+    '# only a comment',
+    '',
+]
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(modules.map(to_text), st.sampled_from(EXAMPLE_TEXTS + KEYWORD_FIELDS),
+                 st.lists(st.sampled_from(TOKENS), max_size=40).map(" ".join),
+                 st.text(max_size=120)))
+def test_the_fast_lexer_reads_valid_text_as_lark_does(text: str) -> None:
+    _lexed_alike(text)
+
+
+def test_the_fast_lexer_reads_the_workloads_and_keyword_fields_as_lark_does() -> None:
+    from layergate.bench.workload import build, synthetic_rules
+
+    for text in [*KEYWORD_FIELDS, *EXAMPLE_TEXTS, build(10).policy, synthetic_rules(200)]:
+        _lexed_alike(text)
+    fast, _, build_ = _parser_module._parser()
+    with _parser_module._PARSING:  # and it does take them (no fallback to lark's lexer)
+        for text in KEYWORD_FIELDS[:4] + EXAMPLE_TEXTS:
+            build_.start_file("fast.lg")
+            try:
+                fast.parse(text)
+            finally:
+                build_.reset()
 
 
 def _coded_or_accepted(text: str) -> None:
