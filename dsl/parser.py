@@ -51,8 +51,8 @@ class _FastLexer(Lexer):
     def __init__(self, conf: Any) -> None:
         self.keywords: dict[str, str] = {}  # keyword or sign text -> its terminal's name
         for terminal in conf.terminals:
-            if terminal.pattern.type == "str":
-                self.keywords[terminal.pattern.value] = terminal.name
+            if terminal.pattern.type == "str":  # (a plain str: lark's names are Tokens,
+                self.keywords[terminal.pattern.value] = str(terminal.name)  # slower keys)
 
     def lex(self, lexer_state: Any, parser_state: Any) -> Iterator[Token]:
         text = lexer_state.text.text
