@@ -37,7 +37,7 @@ class _FastLexer(Lexer):
 
     __future_interface__ = 2
     _SCAN = re.compile(r"""
-        (?P<skip>(?:[ \t\f\r\n]+|\#[^\n]*)*)
+        (?=(?P<skip>(?:[ \t\f\r\n]|\#[^\n]*)*))(?P=skip)  # (atomic: never backtracked into)
         (?:(?P<STRING>"(?:[^"\\\n]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*")
          | (?P<NUMBER>-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)
          | (?P<word>[A-Za-z_][A-Za-z0-9_\-]*)

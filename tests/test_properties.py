@@ -67,6 +67,10 @@ KEYWORD_FIELDS = [  # keywords and roots are names where the grammar expects a n
     'layer a { allow * on * when context.subject.data.caller == now and f(x, []) }',
     '# only a comment',
     '',
+    # blanks and comments before a token that is not one: read in linear time, not by trying
+    # every way of splitting them (which took seconds for a few dozen spaces)
+    "layer a {" + " " * 60 + '"unterminated' + "\n}",
+    "layer a {\n" + "  # note\n" * 40 + "  ! }",
 ]
 
 
