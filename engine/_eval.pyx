@@ -1026,7 +1026,7 @@ cdef class Evaluator:
         if not self._load_fast(req, request, defaults):
             if fast_only:
                 return 0
-            normalized = normalize_request(_private_copy(merge_defaults(request, defaults), {}))
+            normalized = normalize_request(_private_copy(merge_defaults(request, defaults)))
             req.reset()
             req.keep = normalized
             for k in (0, 1, 2, 3, 5):
@@ -1881,25 +1881,35 @@ cdef bint _plain(PyObject* o, bint items) noexcept:
     return PyFloat_Check(o)  # (last: it walks the type's MRO)
 
 
-cdef object _private_copy(object value, dict copies):
+cdef object _private_copy(object value):
     """The request with every dict, mapping and list in it copied: what the evaluator reads
     then belongs to it alone, whatever code the request's own objects run meanwhile (a str
     subclass's __hash__, say, that changes the dict it sits in). Shared containers stay
-    shared, and a cycle stays a cycle."""
+    shared and a cycle stays a cycle; no depth of nesting recurses (a loop over a stack)."""
+    cdef dict copies = {}  # id of an original -> (the original, kept alive; its copy)
+    cdef list pending = []
+    root = _copy_shell(value, copies, pending)
+    while pending:
+        original, copy = pending.pop()
+        if type(copy) is list:
+            (<list>copy).extend([_copy_shell(item, copies, pending) for item in original])
+        else:
+            for key, item in list(original.items()):  # all taken before any key is hashed
+                (<dict>copy)[key] = _copy_shell(item, copies, pending)
+    return root
+
+
+cdef object _copy_shell(object value, dict copies, list pending):
+    """An empty container to fill with the copies of `value`'s items (queued), the one made
+    for it before, or `value` itself when it holds no items to copy."""
     if not (isinstance(value, (dict, list)) or _is_mapping(<PyObject*>value)):
         return value
     known = copies.get(id(value))
     if known is not None:
-        return known[1]
-    if isinstance(value, list):
-        copy = []
-        copies[id(value)] = (value, copy)
-        copy.extend([_private_copy(item, copies) for item in value])
-    else:
-        copy = {}
-        copies[id(value)] = (value, copy)
-        for key, item in list(value.items()):  # all taken before any key is hashed
-            copy[key] = _private_copy(item, copies)
+        return (<tuple>known)[1]
+    copy = [] if isinstance(value, list) else {}
+    copies[id(value)] = (value, copy)
+    pending.append((value, copy))
     return copy
 
 

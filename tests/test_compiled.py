@@ -545,6 +545,23 @@ def test_request_objects_that_run_code_never_pull_what_is_read_from_under_the_ev
         cython.check_batch([_entity_request("ann", "10.2.3.4"), unhashable])
 
 
+def test_a_request_read_from_its_own_copy_may_nest_without_bound_and_hold_cycles() -> None:
+    """The private copy of a request that runs code of its own copies every dict and list in
+    it by a loop, not by recursion: deep nesting, shared parts and cycles are read as they
+    are."""
+    authorizer = Authorizer(compile_policy(parse_policy(READER_POLICY)))
+    deep: list = []
+    for _ in range(200_000):
+        deep = [deep]
+    request = _doc_request(blocked=False, amount=1, deep=deep)
+    request["context"]["loop"] = request["context"]
+    request["resource"]["properties"]["shared"] = request["context"]
+    request["subject"]["id"] = _OddStr("alice")  # a str subclass: read from a copy
+    assert authorizer.check(request).allowed
+    assert [d.allowed for d in authorizer.check_batch([request, _doc_request(blocked=True)])] \
+        == [True, False]
+
+
 def _texts() -> list[str]:
     """Texts of every stored width (1, 2 and 4 bytes a character) and of lengths either side
     of each way the evaluator's text hash reads them (0-3, 4-16, over 16 bytes)."""
