@@ -1335,14 +1335,11 @@ cdef class Evaluator:
     cdef bint _matches(self, _Request req, int rule, bint on_error) except -1:
         cdef int node = self.rule_cond[rule]
         cdef Val v
-        cdef int failed
         if node < 0:
             return True
         if self.node_op[node] == TRUTH:  # (every rule's condition: its test, without a call)
-            failed = self._bool(req, self.node_a[node], &v)
-        else:
-            failed = self._eval(req, node, &v)
-        if failed == 0:
+            node = self.node_a[node]
+        if self._bool(req, node, &v) == 0:  # (a condition that is not a boolean: an error)
             return v.i == 1
         req.errors[3 * req.nerrors] = rule
         req.errors[3 * req.nerrors + 1] = req.err_code

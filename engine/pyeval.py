@@ -122,8 +122,8 @@ class TableEvaluator:
         node = self.tables.rule_cond[rule]
         if node < 0:
             return True
-        try:
-            return self.eval(node, state)[1] == 1
+        try:  # (a condition that is not a boolean: an error, as in the Cython evaluator)
+            return _bool(self.eval(node, state), self.tables.node_text[node])[1] == 1
         except _Fail as failure:
             code = op.ERROR_CODES[failure.code]
             path = self.tables.texts[failure.text]

@@ -543,6 +543,9 @@ def _check_rules_and_layers(t: Tables) -> None:
     _check_range("rule_layer", t.rule_layer, 0, len(t.layer_names), "a layer")
     _check_codes("rule_effect", t.rule_effect, (op.EFFECT_ALLOW, op.EFFECT_DENY), "an effect")
     _check_range("rule_cond", t.rule_cond, -1, len(t.node_op), "a node or -1")
+    for rule, node in enumerate(t.rule_cond):  # (a condition's value is tested to be a bool)
+        if node >= 0 and t.node_op[node] != op.TRUTH:
+            raise _corrupt(f"rule_cond[{rule}] is node {node}, not a condition's truth test")
     _check_codes("rule_uses_elevation", t.rule_uses_elevation, (0, 1), "0 or 1")
     _check_starts("layer_key_start", t.layer_key_start, len(t.layer_names), "index_keys",
                   len(t.index_keys))

@@ -230,6 +230,9 @@ EDITS = {
         "index_keys", _at(1), _is(0), r"index_keys\[1\] is 0, not above .*keys must be sorted"),
     "rule_cond out of range": (
         "rule_cond", _at(0), _count("node_op"), r"rule_cond\[0\] is \d+, not a node or -1"),
+    "rule condition that is not a truth test": (
+        "rule_cond", _at(0), lambda f: _node(f, op.AND),
+        r"rule_cond\[0\] is node \d+, not a condition's truth test"),
     "rule layer out of range": ("rule_layer", _at(4), _is(2), r"rule_layer\[4\] is 2, not a layer"),
     "unknown rule effect": ("rule_effect", _at(0), _is(2), r"rule_effect\[0\] is 2, not an effect"),
     "grant bitset id out of range": (
