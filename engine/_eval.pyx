@@ -190,8 +190,20 @@ cdef extern from *:
         *width = 0;
         return NULL;
     }
+
+    /* 1 when a lookup in the dict by an exact str may run code of its keys (a key that is
+       not an exact str: CPython 3.11 keeps only exact-str keys in its unicode and split
+       kinds), 0 when it cannot, -1 when this build cannot tell (the caller looks). */
+    static inline int lg_dict_odd_keys(PyObject* op) {
+    #if LG_DICT_ENTRIES
+        return ((lg_dict_keys*)((PyDictObject*)op)->ma_keys)->dk_kind == 0;
+    #else
+        return -1;
+    #endif
+    }
     """
     PyObject** lg_dict_entries_at(PyObject* op, Py_ssize_t* count, Py_ssize_t* width) noexcept
+    int lg_dict_odd_keys(PyObject* op) noexcept
     int lg_dict_entries
     int LG_DICT_ENTRIES
 
@@ -335,6 +347,7 @@ cdef class _Request:
     cdef object caller
     cdef object refused  # check_batch: the decision for an item that could not be read
     cdef bint foreign  # it holds objects of other types than the JSON ones (see _fill)
+    cdef bint private  # it is read from a private copy (`keep`): no code of its can change it
 
     def __cinit__(self, int nslots, int words, int nrules, int nlayers):
         self.nslots = nslots
@@ -370,6 +383,7 @@ cdef class _Request:
         self.keep = None
         self.refused = None
         self.foreign = False
+        self.private = False
 
 
 @cython.final
@@ -870,7 +884,12 @@ cdef class Evaluator:
         try:
             req.reset()
             self._load(req, request, None)
-            return self._decide(req, explain)
+            try:
+                return self._decide(req, explain)
+            except _NeedsCopy:  # decided again, from a copy of its own
+                req.reset()
+                self._load(req, request, None, False, True)
+                return self._decide(req, explain)
         finally:
             self._give_back(req)
 
@@ -885,7 +904,7 @@ cdef class Evaluator:
         cdef bint stop_on_deny = semantic == "deny_on_first_deny"
         cdef bint stop_on_permit = semantic == "permit_on_first_permit"
         cdef list items = list(requests)  # the items stay alive while read ahead
-        cdef Py_ssize_t total = len(items), start = 0
+        cdef Py_ssize_t total = len(items), start = 0, copy_at = -1
         cdef int j, count
         cdef list window = []
         cdef PyObject* reqs[WINDOW]
@@ -902,7 +921,8 @@ cdef class Evaluator:
                     req = <_Request>reqs[j]
                     req.reset()
                     try:
-                        if not self._load(req, items[start + j], defaults, j > 0):
+                        if not self._load(req, items[start + j], defaults, j > 0,
+                                          start + j == copy_at):
                             count = j  # it needs the Python path: first in the next window
                             break
                         if req.keep is not None:  # its objects may run code while it is
@@ -927,8 +947,14 @@ cdef class Evaluator:
                     self._keep_lead_row(<_Request>reqs[j])
                 for j in range(count):
                     req = <_Request>reqs[j]
-                    decision = req.refused if req.refused is not None else self._decide(req,
-                                                                                        explain)
+                    try:
+                        decision = (req.refused if req.refused is not None
+                                    else self._decide(req, explain))
+                    except _NeedsCopy:  # read again from a copy of its own, first of a window
+                        copy_at = start + j
+                        count = j
+                        failure = None  # (an item after it: read again, in its turn)
+                        break
                     out.append(decision)
                     if stop_on_deny and not (<object>decision).allowed:
                         return out
@@ -1018,17 +1044,18 @@ cdef class Evaluator:
     # ---- reading the request ---------------------------------------------------------------
 
     cdef int _load(self, _Request req, object request, object defaults,
-                   bint fast_only=False) except -1:
+                   bint fast_only=False, bint copy=False) except -1:
         """Fill the request's cells in one pass; the Python path handles anything unusual.
 
         1 when read; 0 when `fast_only` and the request needs the Python path, which runs
         code of the request's own objects (so check_batch runs it with nothing read ahead)."""
-        if not self._load_fast(req, request, defaults):
+        if copy or not self._load_fast(req, request, defaults):
             if fast_only:
                 return 0
             normalized = normalize_request(_private_copy(merge_defaults(request, defaults)))
             req.reset()
             req.keep = normalized
+            req.private = True
             for k in (0, 1, 2, 3, 5):
                 root = normalized[ROOTS[k]]
                 req.roots[k] = <PyObject*>root
@@ -1054,6 +1081,8 @@ cdef class Evaluator:
                 continue  # the caller is not read from the request
             value = req.roots[k]
             if value == NULL and defaults is not None and k != 5:
+                if _odd_keys(<PyObject*>defaults):
+                    return False
                 value = _get(defaults, ROOTS[k])
                 if value == Py_None:
                     value = NULL
@@ -1563,6 +1592,8 @@ cdef class Evaluator:
             if value.tag != T_OBJ:
                 return self._fail(req, E_TYPE, self.step_text[step])
             if PyDict_Check(value.obj):
+                if not req.private and _odd_keys(value.obj):
+                    raise _NeedsCopy()  # the lookup may run a key's own __eq__
                 child = _get(<object>value.obj, <object>key_obj)
             else:
                 found = (<object>value.obj).get(<object>key_obj)
@@ -1587,6 +1618,8 @@ cdef class Evaluator:
         for step in range(self.slot_step_start[slot], self.slot_step_start[slot + 1]):
             key = self.slot_keys[step]
             if PyDict_Check(value):
+                if not req.private and _odd_keys(value):
+                    raise _NeedsCopy()  # the lookup may run a key's own __eq__
                 value = _get(<object>value, key)
             elif isinstance(<object>value, Mapping):
                 found = (<object>value).get(key)
@@ -1860,6 +1893,25 @@ cdef class Evaluator:
 # ---- helpers on str objects (no allocation) ---------------------------------------------------
 
 cdef object _MAPPING = Mapping
+
+
+class _NeedsCopy(Exception):
+    """A rule is about to look into a request dict whose keys may run code of their own: the
+    request is decided again, read from a private copy."""
+
+
+cdef bint _odd_keys(PyObject* d) noexcept:
+    """Whether a lookup in this dict by an exact str may run code of one of its keys."""
+    cdef int known = lg_dict_odd_keys(d)
+    cdef Py_ssize_t pos = 0
+    cdef PyObject* key
+    cdef PyObject* value
+    if known >= 0:
+        return known == 1
+    while PyDict_Next(d, &pos, &key, &value):
+        if not PyUnicode_CheckExact(key):
+            return True
+    return False
 
 
 cdef bint _plain(PyObject* o, bint items) noexcept:

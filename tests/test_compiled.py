@@ -545,6 +545,66 @@ def test_request_objects_that_run_code_never_pull_what_is_read_from_under_the_ev
         cython.check_batch([_entity_request("ann", "10.2.3.4"), unhashable])
 
 
+class _Meddler(str):
+    """A key hashed as its text, whose own __eq__ (run when a lookup meets it), once armed,
+    empties other dicts and reuses their memory."""
+
+    victims: list = []
+    armed = False
+
+    def __hash__(self) -> int:
+        return str.__hash__(self)
+
+    def __eq__(self, other: object) -> bool:
+        if _Meddler.armed:
+            for victim in _Meddler.victims:
+                victim.clear()
+            _Meddler.churn = ["".join(["2", str(n)]) for n in range(5000)]
+        return str.__eq__(self, other)
+
+
+COMPUTED_KEY_POLICY = """layer a {
+  deny * on * when context.source == "blocked"
+  allow read on doc when context.meta[subject.id].ok
+}
+"""
+
+
+def test_a_lookup_by_a_computed_key_that_may_run_a_keys_code_reads_from_a_copy() -> None:
+    """A rule that indexes a request dict by a computed key, in a dict holding a key that is
+    not a plain str (whose __eq__ the lookup may run), is decided again from a private copy:
+    what that code empties is the caller's, never what the evaluator reads."""
+    tables = compile_policy(parse_policy(COMPUTED_KEY_POLICY))
+    cython, twin = Authorizer(tables), Authorizer(tables, backend="python")
+
+    def request(source: str) -> dict:
+        context = {"source": "".join(["fr", source]),
+                   "meta": {_Meddler("".join(["ali", "ce"])): {"ok": True}}}
+        return {"subject": {"type": "svc", "id": "alice"}, "action": {"name": "read"},
+                "resource": {"type": "doc", "id": "d"}, "context": context}
+
+    plain = request("esh")
+    plain["context"]["meta"] = {"alice": {"ok": True}}
+    assert cython.check(plain).allowed  # plain keys: no copy
+    meddling = request("esh")
+    expected = _outcome(twin.check(meddling))
+    assert expected[0] == "allow"
+    _Meddler.armed = True
+    try:
+        _Meddler.victims = [meddling["context"]]
+        assert _outcome(cython.check(meddling)) == expected
+        assert meddling["context"] == {}  # it ran, on the caller's dict
+        items = [request("esh") for _ in range(5)]
+        _Meddler.victims = [item["context"] for item in items[1:]]  # the first empties the rest
+        decided = cython.check_batch(items)
+        assert _outcome(decided[0]) == expected
+        # each later item was emptied before it was read: its rules miss their attributes
+        assert all(d.error_codes == ("missing_attribute",) and not d.allowed
+                   for d in decided[1:])
+    finally:
+        _Meddler.armed, _Meddler.victims = False, []
+
+
 def test_a_request_read_from_its_own_copy_may_nest_without_bound_and_hold_cycles() -> None:
     """The private copy of a request that runs code of its own copies every dict and list in
     it by a loop, not by recursion: deep nesting, shared parts and cycles are read as they
