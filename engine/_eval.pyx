@@ -945,21 +945,20 @@ cdef class Evaluator:
                     self._prefetch_lists(<_Request>reqs[j], True)
                     (<_Request>reqs[j]).row_lists_loading = True
                     self._keep_lead_row(<_Request>reqs[j])
-                for j in range(count):
-                    req = <_Request>reqs[j]
-                    try:
+                try:  # (once per window: a try per item costs more than its decision's rules)
+                    for j in range(count):
+                        req = <_Request>reqs[j]
                         decision = (req.refused if req.refused is not None
                                     else self._decide(req, explain))
-                    except _NeedsCopy:  # read again from a copy of its own, first of a window
-                        copy_at = start + j
-                        count = j
-                        failure = None  # (an item after it: read again, in its turn)
-                        break
-                    out.append(decision)
-                    if stop_on_deny and not (<object>decision).allowed:
-                        return out
-                    if stop_on_permit and (<object>decision).allowed:
-                        return out
+                        out.append(decision)
+                        if stop_on_deny and not (<object>decision).allowed:
+                            return out
+                        if stop_on_permit and (<object>decision).allowed:
+                            return out
+                except _NeedsCopy:  # item j is read again from a copy of its own, first of
+                    copy_at = start + j  # the next window
+                    count = j
+                    failure = None  # (an item after it: read again, in its turn)
                 if failure is not None:
                     raise failure
                 start += count
