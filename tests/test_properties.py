@@ -15,6 +15,10 @@ from .conftest import EXAMPLES
 from .strategies import modules
 
 EXAMPLE_TEXTS = [p.read_text() for p in sorted(EXAMPLES.glob("*/policy.lg"))]
+# The parsers are built once, before any example runs: building them inside the first one
+# would count against Hypothesis' deadline (and make its timing look unreliable).
+_parser_module._parser()
+_parser_module._tree_parser()
 TOKENS = ["layer", "role", "const", "layers", "allow", "deny", "on", "when", "and", "or", "not",
           "in", "contains", "extends", "controls", "*", "{", "}", "[", "]", "(", ")", ",", ":",
           "==", "!=", "<", "<=", "=", ".", "subject", "context", "data", "x", "\"s\"", "1",
