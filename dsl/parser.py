@@ -43,7 +43,7 @@ class _FastLexer(Lexer):
          | (?P<word>[A-Za-z_][A-Za-z0-9_\-]*)
          | (?P<COMPARE>==|!=|<=|>=|<|>)
          | (?P<sign>[][(){},:=.*])
-         | $)
+         | \Z)
     """, re.VERBOSE)
     _ROOTS = frozenset(("subject", "action", "resource", "context", "caller", "elevation",
                         "data"))
@@ -70,12 +70,9 @@ class _FastLexer(Lexer):
                     line += newlines
                     line_start = pos + skipped.rindex("\n") + 1
                 pos += len(skipped)
-            kind = found.lastgroup
             if pos == end:
                 return
-            if kind == "skip":  # (no token after them, before the end of the text)
-                raise _NotLexed()
-            value = text[pos:found.end()]
+            kind, value = found.lastgroup, text[pos:found.end()]
             if kind == "word":
                 accepts = states[parser_state.position]
                 kind = keywords.get(value, "NAME")

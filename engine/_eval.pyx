@@ -156,7 +156,7 @@ cdef extern from *:
        combined dict's entries are (hash, key, value) or, with only str keys, (key, value);
        the layout is CPython 3.11's PyDictKeysObject (Include/internal/pycore_dict.h). Any
        other version, and split (instance) dicts, take PyDict_Next. The place and `count` are
-       those of this moment: a reader asks again after code that may change the dict ran. */
+       those of this moment: the reader runs no code that could change the dict meanwhile. */
     #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000 && !defined(PYPY_VERSION)
     #define LG_DICT_ENTRIES 1
     typedef struct {
@@ -623,11 +623,12 @@ cdef class Evaluator:
         return -1
 
     cdef int _fill(self, _Request req, PyObject* mapping, int node) except -1:
-        """One pass over a dict: every value the policy reads lands in its cell. Returns 1 when
-        code of the request's own objects may have run meanwhile (a str subclass key's
-        __hash__, a custom mapping's type check), else 0: after such code, the entries are
-        found again, as the dict may have changed. Reading the caller's own dicts (not a
-        private copy), it stops at a str subclass key, before hashing it: `req.foreign`."""
+        """One pass over a dict: every value the policy reads lands in its cell.
+
+        Reading the caller's own dicts, it stops at the first object that could run code of
+        its own (a str subclass key or value, any object not of the JSON types), before that
+        code runs, and marks the request `foreign`: it is read again from a private copy,
+        which such code cannot change (so the dict is never changed under this loop)."""
         cdef Py_ssize_t at = 0, pos, count, width
         cdef PyObject** entries = lg_dict_entries_at(mapping, &count, &width)
         cdef PyObject* key
@@ -635,67 +636,60 @@ cdef class Evaluator:
         cdef PyObject* next_key  # (PyDict_Next's: key and value, whose addresses are never
         cdef PyObject* next_value  # taken, can stay in registers)
         cdef int child, cell, place = node * KEY_ORDER, last = place + KEY_ORDER
-        cdef bint ran_code, any_code = False
         while True:
             if entries != NULL:
                 while at < count and entries[at * width + 1] == NULL:
                     at += 1  # a deleted entry
                 if at >= count:
-                    break
+                    return 0
                 key = entries[at * width]
                 value = entries[at * width + 1]
                 at += 1
             else:
                 pos = at
                 if not PyDict_Next(mapping, &pos, &next_key, &next_value):
-                    break
+                    return 0
                 at = pos
                 key = next_key
                 value = next_value
-            ran_code = False
             if place < last and self.order_key[place] == key:
                 child = self.order_child[place]  # the same key, in the same place, as before
             elif not PyUnicode_Check(<object>key):
                 child = -1
             elif not PyUnicode_CheckExact(key):  # a subclass hashes in its own code
-                if req.keep is None:
-                    req.foreign = True  # read from a copy instead, before that code runs
-                    return 1
+                if not req.private:
+                    req.foreign = True
+                    return 0
                 child = self._child(node, key)
-                ran_code = True
             else:
                 child = self._child(node, key)
                 if place < last:
                     self.order_keys[place] = <object>key
                     self.order_child[place] = child
             place += 1
-            if child >= 0 and value != Py_None:  # None reads as absent
-                if node == TOP:
-                    req.roots[child - 1] = value
-                cell = self.trie_cell[child]
-                if cell >= 0:
-                    if PyUnicode_CheckExact(value):  # most values: classified here, no call
-                        req.slot_val[cell].tag = T_STR
-                        req.slot_val[cell].i = LAZY
-                        req.slot_val[cell].num = 0.0
-                        req.slot_val[cell].obj = value
-                    else:
-                        req.slot_val[cell] = self._classify(value)
-                        if req.slot_val[cell].tag == T_OTHER or (
-                                req.slot_val[cell].tag == T_OBJ and not PyDict_Check(value)):
-                            ran_code = True  # its type was asked whether it is a Mapping
-                        if not _plain(value, True):
-                            req.foreign = True
-                    req.slot_state[cell] = 1
-                    if cell == self.lead_slot:  # its entity is looked up first: start loading
-                        self._prefetch_entity_key(req, False)
-                if self.trie_branch[child] and PyDict_Check(value):
-                    if self._fill(req, value, child):
-                        ran_code = True
-            if ran_code:
-                any_code = True
-                entries = lg_dict_entries_at(mapping, &count, &width)
-        return any_code
+            if child < 0 or value == Py_None:
+                continue  # None reads as absent; the slot walk reports it if a rule asks
+            if node == TOP:
+                req.roots[child - 1] = value
+            cell = self.trie_cell[child]
+            if cell >= 0:
+                if PyUnicode_CheckExact(value):  # most values: classified here, no call
+                    req.slot_val[cell].tag = T_STR
+                    req.slot_val[cell].i = LAZY
+                    req.slot_val[cell].num = 0.0
+                    req.slot_val[cell].obj = value
+                else:
+                    if not req.private and not _plain(value, True):
+                        req.foreign = True
+                        return 0
+                    req.slot_val[cell] = self._classify(value)
+                req.slot_state[cell] = 1
+                if cell == self.lead_slot:  # its entity is looked up first: start loading
+                    self._prefetch_entity_key(req, False)
+            if self.trie_branch[child] and PyDict_Check(value):
+                self._fill(req, value, child)
+                if req.foreign:
+                    return 0
 
     cdef void _build_text_slots(self) except *:
         """Index the intern table by text hash (a dict lookup hashes a new str with SipHash)."""
@@ -925,8 +919,8 @@ cdef class Evaluator:
                                           start + j == copy_at):
                             count = j  # it needs the Python path: first in the next window
                             break
-                        if req.keep is not None:  # its objects may run code while it is
-                            count = 1             # decided: no other item is read by then
+                        if req.private:  # its objects may run code while it is decided: no
+                            count = 1        # other item is read by then
                             break
                     except RequestError as exc:
                         req.refused = invalid_request_decision(exc.message, exc.field,
