@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 Scalar = str | int | float | bool
 
 
-@dataclass(frozen=True)
-class Span:
+class Span(NamedTuple):
     """Where a node starts (1-based line and column) and ends, in which file."""
 
     file: str

@@ -6,14 +6,14 @@ import json
 import os
 import re
 import threading
-from collections.abc import Iterator
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import Any, NamedTuple
 
 from lark import Lark, Token, Tree, UnexpectedInput
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
-from lark.lexer import Lexer
+from lark.parse_tree_builder import ExpandSingleChild
+from lark.parsers.lalr_analysis import Reduce, Shift
 
 from . import ast
 from .errors import Diagnostic, PolicyError, SourceLines
@@ -26,84 +26,150 @@ def _grammar() -> str:
     return resources.files(__package__).joinpath("grammar.lark").read_text("utf-8")
 
 
-class _FastLexer(Lexer):
-    """The grammar's tokens by one regular expression, for valid policies.
+class _Token(NamedTuple):
+    """A token as the fast parser makes it: lark's `Token` fields, as a tuple (a lark `Token`
+    is a `str` made by Python code, several times slower to make)."""
 
-    It makes the tokens lark's contextual lexer makes: a word is the keyword, or the path
-    root, that the parser's state accepts, else a NAME. A file it cannot take through is
-    parsed again with lark's own lexer, whose errors are the ones reported (`_parse_uncached`),
-    so its only duty is to agree with that lexer on valid text (a test holds it to that).
+    type: str
+    value: str
+    line: int
+    column: int
+    end_line: int  # (= line: no token holds a line break)
+    end_column: int
+
+
+TOKENS = (Token, _Token)  # what the builder may be handed as a token, by either parser
+AnyToken = Token | _Token
+_new_span = tuple.__new__
+
+
+class _FastParser:
+    """The LALR parser lark builds for the grammar, run by a loop of our own that lexes too.
+
+    It runs lark's parse table and calls lark's callbacks (which call the builder) exactly as
+    lark's own loop does, and makes the tokens lark's contextual lexer makes: a word is the
+    keyword, or the path root, that the parser's state accepts, else a NAME. Text it cannot
+    take through (`_NotFast`) is parsed again by lark (`_parse_uncached`), whose errors are
+    the ones reported, so its only duty is to agree with lark on valid text (a test holds it
+    to that). Lark's loop costs several times more per token: it hashes grammar objects on
+    every reduction and makes each token by Python code.
     """
 
-    __future_interface__ = 2
+    # Every match is the blanks and comments before a token, then the token by its kind, or
+    # one character no token starts with (`bad`), or the end of the text: so the matches
+    # cover the text, each character once, and blanks are never scanned twice.
     _SCAN = re.compile(r"""
-        (?=(?P<skip>(?:[ \t\f\r\n]|\#[^\n]*)*))(?P=skip)  # (atomic: never backtracked into)
-        (?:(?P<STRING>"(?:[^"\\\n]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*")
-         | (?P<NUMBER>-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)
-         | (?P<word>[A-Za-z_][A-Za-z0-9_\-]*)
-         | (?P<COMPARE>==|!=|<=|>=|<|>)
-         | (?P<sign>[][(){},:=.*])
+        ((?:[ \t\f\r\n]|\#[^\n]*)*)
+        (?:("(?:[^"\\\n]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*")        # STRING
+         | (-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)     # NUMBER
+         | ([A-Za-z_][A-Za-z0-9_\-]*)                                # a word
+         | (==|!=|<=|>=|<|>|[][(){},:=.*])                           # a sign
+         | ([^ \t\f\r\n#])                                          # bad
          | \Z)
     """, re.VERBOSE)
     _ROOTS = frozenset(("subject", "action", "resource", "context", "caller", "elevation",
                         "data"))
 
-    def __init__(self, conf: Any) -> None:
+    def __init__(self, lark: Lark) -> None:
         self.keywords: dict[str, str] = {}  # keyword or sign text -> its terminal's name
-        for terminal in conf.terminals:
-            if terminal.pattern.type == "str":  # (a plain str: lark's names are Tokens,
-                self.keywords[terminal.pattern.value] = str(terminal.name)  # slower keys)
+        for terminal in lark.terminals:
+            if terminal.pattern.type == "str":
+                self.keywords[terminal.pattern.value] = str(terminal.name)
+        parser = lark.parser.parser.parser  # (lark's LALR loop, holding table and callbacks)
+        table, callbacks = parser.parse_table, parser.callbacks
+        if any(isinstance(key, str) for key in callbacks):
+            raise TypeError("the fast parser does not call callbacks on tokens")
+        # Per state: symbol -> the state to shift to (>= 0) or ~the reduction to make (< 0).
+        # Keys are plain str (lark's are Tokens, slower to look up).
+        rules = sorted({arg for row in table.states.values()
+                        for action, arg in row.values() if action is Reduce}, key=str)
+        rule_number = {rule: k for k, rule in enumerate(rules)}
+        self.actions: list[dict[str, int]] = [{} for _ in range(len(table.states))]
+        for state, row in table.states.items():
+            self.actions[state] = {str(symbol): (arg if action is Shift else ~rule_number[arg])
+                                   for symbol, (action, arg) in row.items()}
+        # A rule that passes its one child up (`?expr: and_expr`) has no callback to call.
+        self.reductions = [(len(rule.expansion), str(rule.origin.name),
+                            None if len(rule.expansion) == 1
+                            and type(callbacks[rule]) is ExpandSingleChild else callbacks[rule])
+                           for rule in rules]
+        self.start, self.end = table.start_states["start"], table.end_states["start"]
 
-    def lex(self, lexer_state: Any, parser_state: Any) -> Iterator[Token]:
-        text = lexer_state.text.text
-        states = parser_state.parse_conf.parse_table.states
-        keywords, roots, scan = self.keywords, self._ROOTS, self._SCAN.match
-        pos, end, line, line_start = 0, len(text), 1, 0
-        while True:
-            found = scan(text, pos)  # the blanks and comments before a token, and the token
-            if found is None:
-                raise _NotLexed()
-            skipped = found.group("skip")
+    def parse(self, text: str) -> Any:
+        """The builder's value for the whole text; raises `_NotFast` where lark must look."""
+        actions, reductions, end_state = self.actions, self.reductions, self.end
+        keywords, roots, new_token = self.keywords, self._ROOTS, tuple.__new__
+        state = self.start
+        states, values = [state], []
+        pos, line, line_start = 0, 1, 0
+        for skipped, string, number, word, sign, bad in self._SCAN.findall(text):
             if skipped:
                 newlines = skipped.count("\n")
                 if newlines:
                     line += newlines
                     line_start = pos + skipped.rindex("\n") + 1
                 pos += len(skipped)
-            if pos == end:
-                return
-            kind, value = found.lastgroup, text[pos:found.end()]
-            if kind == "word":
-                accepts = states[parser_state.position]
-                kind = keywords.get(value, "NAME")
+            if word:
+                value, accepts = word, actions[state]
+                kind = keywords.get(word, "NAME")
                 if kind not in accepts or kind == "NAME":  # (a root outranks a name)
-                    kind = "ROOT" if value in roots and "ROOT" in accepts else "NAME"
-            elif kind == "sign":
-                kind = keywords[value]
+                    kind = "ROOT" if word in roots and "ROOT" in accepts else "NAME"
+            elif sign:
+                value, kind = sign, keywords.get(sign, "COMPARE")
+            elif string:
+                value, kind = string, "STRING"
+            elif number:
+                value, kind = number, "NUMBER"
+            elif bad:
+                raise _NotFast
+            else:
+                value, kind = "", "$END"
             column = pos - line_start + 1
-            pos = found.end()
-            yield Token(kind, value, pos - len(value), line, column, line,
-                        column + len(value), pos)
+            pos += len(value)
+            action = actions[state].get(kind)
+            while action is not None and action < 0:  # reduce, as often as the token makes
+                size, origin, callback = reductions[~action]
+                if callback is None:
+                    state = states[-1] = actions[states[-2]][origin]
+                    action = actions[state].get(kind)
+                    continue
+                if size:
+                    children = values[-size:]
+                    del values[-size:], states[-size:]
+                else:
+                    children = []
+                values.append(callback(children))
+                state = actions[states[-1]][origin]
+                if state == end_state:
+                    return values[-1]
+                states.append(state)
+                action = actions[state].get(kind)
+            if action is None or not value:
+                raise _NotFast
+            state = action
+            states.append(state)
+            values.append(new_token(_Token, (kind, value, line, column, line,
+                                             column + len(value))))
+        raise _NotFast  # (the last match is the end of the text: not reached)
 
 
-class _NotLexed(Exception):
-    """Text the fast lexer has no token for: lark's own lexer reports it."""
+class _NotFast(Exception):
+    """Text the fast parser has no token for, or that does not parse: lark reports it."""
 
 
 @lru_cache(maxsize=1)
-def _parser() -> tuple[Lark, Lark, _Build]:
-    """The LALR parser, building the AST while it parses (no parse tree), with the fast lexer;
-    the same with lark's contextual lexer (for files the fast one cannot take); their builder.
+def _parser() -> tuple[_FastParser, Lark, _Build]:
+    """The fast parser; lark's LALR parser with its contextual lexer, building the AST while
+    it parses (no parse tree), for files the fast one cannot take; their builder.
 
     `keep_all_tokens` hands the builder every token, keywords and brackets included, so each
     node's span runs from its first token to its last, as lark's `propagate_positions` would
     place it (at twice the cost).
     """
     build = _Build()
-    options: dict[str, Any] = {"parser": "lalr", "keep_all_tokens": True,
-                               "maybe_placeholders": True, "transformer": build}
-    return (Lark(_grammar(), lexer=_FastLexer, **options), Lark(_grammar(), **options),
-            build)
+    parser = Lark(_grammar(), parser="lalr", keep_all_tokens=True, maybe_placeholders=True,
+                  transformer=build)
+    return _FastParser(parser), parser, build
 
 
 @lru_cache(maxsize=1)
@@ -156,7 +222,7 @@ def _parse_uncached(text: str, source: str) -> ast.Module:
         try:
             try:
                 return fast.parse(text)
-            except (UnexpectedInput, _NotLexed):  # parsed again: lark's lexer reports it
+            except _NotFast:  # parsed again: lark reports it
                 build.start_file(source)
             return parser.parse(text)
         except UnexpectedInput as exc:
@@ -203,7 +269,7 @@ class _TooDeep(Exception):
 class _BadLiteral(Exception):
     """A token the grammar accepts but that holds no valid value."""
 
-    def __init__(self, token: Token, message: str) -> None:
+    def __init__(self, token: AnyToken, message: str) -> None:
         self.token, self.message = token, message
 
 
@@ -287,43 +353,25 @@ class _Build:
 
     def __init__(self) -> None:
         self.source = ""
-        # Parse-tree height of each expression node (by id) while its file is parsed: a
-        # condition taller than _MAX_EXPR_HEIGHT is `expression_too_deep`.
-        self.heights: dict[int, int] = {}
 
     def start_file(self, source: str) -> None:
         self.source = source
-        self.heights.clear()
 
     def reset(self) -> None:
-        """Forget the last file (its name and the heights of its nodes)."""
+        """Forget the last file's name."""
         self.start_file("")
 
     def _span(self, children: list[Any]) -> ast.Span:
-        first, k = children[0], 0
-        while first is None:
-            k += 1
-            first = children[k]
-        last, k = children[-1], -1
-        while last is None:
-            k -= 1
-            last = children[k]
-        if type(first) is Token:
-            line, column = first.line, first.column
-        else:
-            line, column = first.span.line, first.span.column
-        if type(last) is Token:
-            return ast.Span(self.source, line, column, last.end_line, last.end_column)
-        return ast.Span(self.source, line, column, last.span.end_line, last.span.end_column)
-
-    def _node(self, node: Any, height: int) -> Any:
-        self.heights[id(node)] = height
-        return node
-
-    def _height(self, *items: Any) -> int:
-        """One more than the tallest of these expressions (or path steps)."""
-        heights = self.heights
-        return 1 + max((heights[id(item)] for item in items), default=0)
+        first, last = children[0], children[-1]
+        if first is None or last is None:  # (an optional part that is absent)
+            present = [child for child in children if child is not None]
+            first, last = present[0], present[-1]
+        if type(first) not in TOKENS:
+            first = first.span
+        if type(last) not in TOKENS:
+            last = last.span
+        return _new_span(ast.Span, (self.source, first.line, first.column, last.end_line,
+                                    last.end_column))
 
     # -- declarations
     def start(self, items: list[Any]) -> ast.Module:
@@ -336,25 +384,25 @@ class _Build:
         )
 
     def const_decl(self, children: list[Any]) -> ast.Const:
-        return ast.Const(str(children[1]), children[3], self._span(children))
+        return ast.Const(children[1].value, children[3], self._span(children))
 
     def order_decl(self, children: list[Any]) -> ast.LayerOrder:
-        names = tuple(str(c) for c in children[2:-1] if c.type == "NAME")
+        names = tuple(c.value for c in children[2:-1] if c.type == "NAME")
         return ast.LayerOrder(names, self._span(children))
 
     def role_decl(self, children: list[Any]) -> ast.Role:
         parents = children[2].value if children[2] is not None else ()
-        return ast.Role(str(children[1]), parents, tuple(children[4:-1]), self._span(children))
+        return ast.Role(children[1].value, parents, tuple(children[4:-1]), self._span(children))
 
     def extends(self, children: list[Any]) -> _Part:
-        return _Part(tuple(str(c) for c in children[1:] if c.type == "NAME"),
+        return _Part(tuple(c.value for c in children[1:] if c.type == "NAME"),
                      self._span(children))
 
     def grant(self, children: list[Any]) -> ast.Grant:
         return ast.Grant(children[0], children[2], self._span(children))
 
     def layer_decl(self, children: list[Any]) -> ast.Layer:
-        layer_name = str(children[1])
+        layer_name = children[1].value
         description = children[2].value if children[2] is not None else None
         controls = children[3].value if children[3] is not None else ()
         rules = tuple(
@@ -371,10 +419,10 @@ class _Build:
         )
         return ast.Layer(layer_name, description, controls, rules, self._span(children))
 
-    def description(self, children: list[Token]) -> _Part:
+    def description(self, children: list[AnyToken]) -> _Part:
         return _Part(_string(children[0]), self._span(children))
 
-    def controls(self, children: list[Token]) -> _Part:
+    def controls(self, children: list[AnyToken]) -> _Part:
         return _Part(tuple(_string(c) for c in children[1:] if c.type == "STRING"),
                      self._span(children))
 
@@ -384,28 +432,30 @@ class _Build:
                           resources_, condition.value if condition is not None else None,
                           self._span(children))
 
-    def rule_name(self, children: list[Token]) -> _Part:
-        return _Part(str(children[0]), self._span(children))
+    def rule_name(self, children: list[AnyToken]) -> _Part:
+        return _Part(children[0].value, self._span(children))
 
-    def allow(self, children: list[Token]) -> _Part:
+    def allow(self, children: list[AnyToken]) -> _Part:
         return _Part("allow", self._span(children))
 
-    def deny(self, children: list[Token]) -> _Part:
+    def deny(self, children: list[AnyToken]) -> _Part:
         return _Part("deny", self._span(children))
 
     def condition(self, children: list[Any]) -> _Part:
         expr = _expr(children[1])
-        if self.heights[id(expr)] > _MAX_EXPR_HEIGHT:
+        span = expr.span  # (each level of an expression takes at least one character)
+        if (span.end_line != span.line or span.end_column - span.column > _MAX_EXPR_HEIGHT) \
+                and _height(expr) > _MAX_EXPR_HEIGHT:
             raise _TooDeep
         return _Part(expr, self._span(children))
 
-    def any_target(self, children: list[Token]) -> ast.Targets:
+    def any_target(self, children: list[AnyToken]) -> ast.Targets:
         return ast.Targets(None, self._span(children))
 
-    def one_target(self, children: list[Token]) -> ast.Targets:
+    def one_target(self, children: list[AnyToken]) -> ast.Targets:
         return ast.Targets((_target(children[0]),), self._span(children))
 
-    def target_list(self, children: list[Token]) -> ast.Targets:
+    def target_list(self, children: list[AnyToken]) -> ast.Targets:
         names = tuple(_target(c) for c in children[1:-1] if c.type in ("NAME", "STRING"))
         return ast.Targets(names, self._span(children))
 
@@ -415,91 +465,116 @@ class _Build:
         return _Part(_expr(children[1]), self._span(children))
 
     def or_(self, children: list[Any]) -> ast.Or:
-        left, right = _expr(children[0]), _expr(children[2])
-        return self._node(ast.Or(left, right, self._span(children)),
-                          self._height(left, right))
+        return ast.Or(_expr(children[0]), _expr(children[2]), self._span(children))
 
     def and_(self, children: list[Any]) -> ast.And:
-        left, right = _expr(children[0]), _expr(children[2])
-        return self._node(ast.And(left, right, self._span(children)),
-                          self._height(left, right))
+        return ast.And(_expr(children[0]), _expr(children[2]), self._span(children))
 
     def not_(self, children: list[Any]) -> ast.Not:
-        operand = _expr(children[1])
-        return self._node(ast.Not(operand, self._span(children)), self._height(operand))
+        return ast.Not(_expr(children[1]), self._span(children))
 
     def compare(self, children: list[Any]) -> ast.Compare:
-        left, right = _expr(children[0]), _expr(children[2])
-        return self._node(ast.Compare(str(children[1]), left, right, self._span(children)),
-                          self._height(left, right))
+        return ast.Compare(children[1].value, _expr(children[0]), _expr(children[2]),
+                           self._span(children))
 
     def in_(self, children: list[Any]) -> ast.Membership:
-        item, container = _expr(children[0]), _expr(children[2])
-        return self._node(ast.Membership(item, container, span=self._span(children)),
-                          self._height(item, container))
+        return ast.Membership(_expr(children[0]), _expr(children[2]), span=self._span(children))
 
     def not_in(self, children: list[Any]) -> ast.Membership:
-        item, container = _expr(children[0]), _expr(children[3])
-        return self._node(ast.Membership(item, container, negated=True,
-                                         span=self._span(children)),
-                          self._height(item, container))
+        return ast.Membership(_expr(children[0]), _expr(children[3]), negated=True,
+                              span=self._span(children))
 
     def contains(self, children: list[Any]) -> ast.Membership:
-        container, item = _expr(children[0]), _expr(children[2])
-        return self._node(ast.Membership(item, container, written_as_contains=True,
-                                         span=self._span(children)),
-                          self._height(item, container))
+        return ast.Membership(_expr(children[2]), _expr(children[0]), written_as_contains=True,
+                              span=self._span(children))
 
-    def const_ref(self, children: list[Token]) -> ast.ConstRef:
-        return self._node(ast.ConstRef(str(children[0]), self._span(children)), 1)
+    def const_ref(self, children: list[AnyToken]) -> ast.ConstRef:
+        return ast.ConstRef(children[0].value, self._span(children))
 
     def call(self, children: list[Any]) -> ast.Call:
-        args = tuple(_expr(c) for c in children[2:-1] if c is not None and type(c) is not Token)
-        return self._node(ast.Call(str(children[0]), args, self._span(children)),
-                          self._height(*args))
+        args = tuple(_expr(c) for c in children[2:-1] if c is not None and type(c) not in TOKENS)
+        return ast.Call(children[0].value, args, self._span(children))
 
-    def now(self, children: list[Token]) -> ast.Now:
-        return self._node(ast.Now(self._span(children)), 1)
+    def now(self, children: list[AnyToken]) -> ast.Now:
+        return ast.Now(self._span(children))
 
     def path(self, children: list[Any]) -> ast.Path:
-        steps = tuple(children[1:])
-        return self._node(ast.Path(str(children[0]), steps, self._span(children)),
-                          self._height(*steps))
+        return ast.Path(children[0].value, tuple(children[1:]), self._span(children))
 
-    def field(self, children: list[Token]) -> ast.Field:
-        return self._node(ast.Field(str(children[1]), self._span(children)), 1)
+    def field(self, children: list[AnyToken]) -> ast.Field:
+        return ast.Field(children[1].value, self._span(children))
 
     def index(self, children: list[Any]) -> ast.Index:
-        key = _expr(children[1])
-        return self._node(ast.Index(key, self._span(children)), self._height(key))
+        return ast.Index(_expr(children[1]), self._span(children))
 
     def list_lit(self, children: list[Any]) -> ast.ListLiteral:
-        items = tuple(c for c in children[1:-1] if c is not None and type(c) is not Token)
-        return self._node(ast.ListLiteral(items, self._span(children)), 2 if items else 1)
+        items = tuple(c for c in children[1:-1] if c is not None and type(c) not in TOKENS)
+        return ast.ListLiteral(items, self._span(children))
 
-    def string(self, children: list[Token]) -> ast.Literal:
-        return self._node(ast.Literal(_string(children[0]), self._span(children)), 1)
+    def string(self, children: list[AnyToken]) -> ast.Literal:
+        return ast.Literal(_string(children[0]), self._span(children))
 
-    def number(self, children: list[Token]) -> ast.Literal:
-        text = str(children[0])
+    def number(self, children: list[AnyToken]) -> ast.Literal:
+        text = children[0].value
         try:
             value: int | float = float(text) if any(c in text for c in ".eE") else int(text)
         except ValueError:  # Python reads at most 4,300 digits as an int
             raise _BadLiteral(children[0],
                               f"number with {len(text):,} digits is too long") from None
-        return self._node(ast.Literal(value, self._span(children)), 1)
+        return ast.Literal(value, self._span(children))
 
-    def true(self, children: list[Token]) -> ast.Literal:
-        return self._node(ast.Literal(True, self._span(children)), 1)
+    def true(self, children: list[AnyToken]) -> ast.Literal:
+        return ast.Literal(True, self._span(children))
 
-    def false(self, children: list[Token]) -> ast.Literal:
-        return self._node(ast.Literal(False, self._span(children)), 1)
+    def false(self, children: list[AnyToken]) -> ast.Literal:
+        return ast.Literal(False, self._span(children))
 
 
-def _string(token: Token) -> str:
+def _height(expr: ast.Expr) -> int:
+    """The height of an expression's parse tree: 1 for a leaf (a path step, a literal, an empty
+    list; 2 for a list of literals), 1 more than its tallest part for any other node."""
+    heights: dict[int, int] = {}  # (by id: every node is alive until the walk ends)
+    pending: list[tuple[Any, bool]] = [(expr, False)]
+    while pending:
+        node, parts_done = pending.pop()
+        parts = _parts(node)
+        if parts and not parts_done:
+            pending.append((node, True))
+            pending.extend((part, False) for part in parts)
+        else:
+            heights[id(node)] = 1 + max((heights[id(part)] for part in parts), default=0)
+    return heights[id(expr)]
+
+
+def _parts(node: Any) -> tuple[Any, ...]:
+    """The sub-expressions and path steps right under a node."""
+    if isinstance(node, (ast.And, ast.Or, ast.Compare)):
+        return node.left, node.right
+    if isinstance(node, ast.Membership):
+        return node.item, node.container
+    if isinstance(node, ast.Not):
+        return (node.operand,)
+    if isinstance(node, ast.Index):
+        return (node.key,)
+    if isinstance(node, ast.Path):
+        return node.steps
+    if isinstance(node, ast.Call):
+        return node.args
+    if isinstance(node, ast.ListLiteral):
+        return node.items
+    return ()
+
+
+# A string with no escape, control character or half of a surrogate pair: its value is its text.
+_PLAIN_STRING = re.compile(r'"[^\x00-\x1f\\\ud800-\udfff]*"').fullmatch
+
+
+def _string(token: AnyToken) -> str:
     """The value of a STRING token: JSON string syntax, valid Unicode only."""
+    if _PLAIN_STRING(token.value):
+        return token.value[1:-1]
     try:
-        value = json.loads(str(token))
+        value = json.loads(token.value)
     except json.JSONDecodeError:  # the grammar lets raw control characters through
         raise _BadLiteral(token, "a string may not hold a raw control character (such as a "
                           "tab); write it as an escape: `\\t`, `\\u0001`") from None
@@ -509,5 +584,5 @@ def _string(token: Token) -> str:
     return value
 
 
-def _target(token: Token) -> str:
-    return _string(token) if token.type == "STRING" else str(token)
+def _target(token: AnyToken) -> str:
+    return _string(token) if token.type == "STRING" else token.value
