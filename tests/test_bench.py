@@ -81,3 +81,21 @@ def test_quick_bench_reports_every_mode_and_every_engine_agrees(tmp_path: Path) 
     assert "kept" in text and "PREVIOUS-BLOCK" not in text
     assert text.endswith("<!-- bench:end -->\ntail\n")
     assert "latency-S10.png" in text
+
+
+def test_compile_times_parse_every_round_instead_of_hitting_the_parsed_file_cache(
+        monkeypatch) -> None:
+    from layergate.bench import micro
+    from layergate.dsl import parser
+
+    parses: list[str] = []
+    uncached = parser._parse_uncached
+
+    def counted(text: str, source: str):
+        parses.append(source)
+        return uncached(text, source)
+
+    monkeypatch.setattr(parser, "_parse_uncached", counted)
+    times = micro.measure_compile(40, rounds=3)
+    assert len(parses) == 9 == len(set(parses))  # parse, compile and text -> tables, each round
+    assert min(times.parse, times.compile, times.total) > 0  # (speed is not checked)
