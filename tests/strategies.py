@@ -8,8 +8,11 @@ from layergate.dsl import ast
 from layergate.dsl.printer import KEYWORDS
 from layergate.dsl.validate import FUNCTIONS
 
-names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,8}", fullmatch=True).filter(
-    lambda n: n not in KEYWORDS)
+names = st.one_of(  # (a keyword or path root with more after it is a name: `subjects`)
+    st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,8}", fullmatch=True),
+    st.builds(str.__add__, st.sampled_from(sorted(KEYWORDS)),
+              st.from_regex(r"[A-Za-z0-9_]{1,3}", fullmatch=True)),
+).filter(lambda n: n not in KEYWORDS)
 target_names = st.one_of(names, st.text(min_size=1, max_size=6))
 targets = st.one_of(
     st.just(ast.Targets(None)),

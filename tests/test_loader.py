@@ -250,6 +250,21 @@ def test_a_literal_with_no_valid_value_is_a_coded_error(literal: str) -> None:
     assert _problems(text + "layer {") == [("unexpected_token", 2, 7)]  # syntax first
 
 
+def test_a_name_that_starts_with_a_path_root_is_one_name_in_every_parser() -> None:
+    """`database` is a name, not the root `data` and a name `base`: also when the file is
+    parsed again to report an error further on (a syntax error, a bad literal)."""
+    from layergate.dsl.parser import parse_module
+
+    head = "const database = 1\nlayer subjects {\n  allow * on * when database == 1\n"
+    module = parse_module(head + "}\n", "roots.lg")
+    assert module.layers[0].name == "subjects"
+    reference = module.layers[0].rules[0].condition.left
+    assert (type(reference).__name__, reference.name) == ("ConstRef", "database")
+    assert _problems(head + "  allow * on * when x = 1\n}\n") == [("single_equals", 4, 23)]
+    assert _problems(head + '  allow * on * when x == "\\ud800"\n}\n') == [
+        ("invalid_literal", 4, 26)]
+
+
 def test_escaped_characters_and_surrogate_pairs_are_read() -> None:
     from layergate.dsl.parser import parse_module
 

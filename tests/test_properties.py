@@ -81,6 +81,9 @@ KEYWORD_FIELDS = [  # keywords and roots are names where the grammar expects a n
     '[1, -2.5e3] or not (context.not contains "x") }',
     'const layers = ["a"]\nrole extends extends when { on on on }\nlayers [layers]',
     'layer a { allow * on * when context.subject.data.caller == now and f(x, []) }',
+    # a path root with more after it is a name, not a root and a name (`subject` + `s`)
+    'const subjects = ["a"]\nconst database = 1\nlayer resources { allow * on [contexts, '
+    'data_set] when subjects contains subject.id and database == data.callers[actions] }',
     '# only a comment',
     '',
     # blanks and comments before a token that is not one: read in linear time, not by trying
@@ -105,7 +108,7 @@ def test_the_fast_parser_reads_the_workloads_and_keyword_fields_as_lark_does() -
         _parsed_alike(text)
     fast, _, build_ = _parser_module._parser()
     with _parser_module._PARSING:  # and it does take them (no fallback to lark)
-        for text in KEYWORD_FIELDS[:4] + EXAMPLE_TEXTS:
+        for text in KEYWORD_FIELDS[:5] + EXAMPLE_TEXTS:
             build_.start_file("fast.lg")
             try:
                 fast.parse(text)
