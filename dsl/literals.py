@@ -37,6 +37,8 @@ def parse_timestamp(text: str) -> int:
         raise ValueError(f"`{text}` is not an RFC 3339 timestamp with a time zone")
     date, clock, fraction, offset = match.groups()
     offset = "+00:00" if offset in ("Z", "z") else offset
+    if int(offset[4:]) > 59:  # Python would read `+00:60` as one hour; RFC 3339 does not
+        raise ValueError(f"`{text}` is not a valid timestamp: offset minutes must be 00-59")
     try:  # Python reads at most 6 fractional digits: nanoseconds are truncated
         moment = datetime.fromisoformat(f"{date}T{clock}.{(fraction or '')[:6]:0<6}{offset}")
     except ValueError as exc:

@@ -314,6 +314,15 @@ def test_timestamps_are_read_identically(text: str) -> None:
     _agree_on_context('time(context.t) < time("2100-01-01T00:00:00Z")', {"t": text})
 
 
+@pytest.mark.parametrize("text", [
+    "0001-01-01T00:00:00-00:60",   # found by a long run: Python alone read `-00:60` as -01:00
+    "2026-01-01T00:00:00+00:99", "2026-01-01T00:00:00+24:00", "2026-02-29T00:00:00Z",
+    "2024-02-29T23:59:59.999999999+23:59", "2026-01-01T24:00:00Z", "2026-01-01T00:00:60Z",
+])
+def test_timestamps_at_the_edges_are_read_identically(text: str) -> None:
+    _agree_on_context('time(context.t) < time("2100-01-01T00:00:00Z")', {"t": text})
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.one_of(addresses, st.text(alphabet="0123456789.:abcdef%/ ", max_size=20),
                  st.ip_addresses().map(str)))
