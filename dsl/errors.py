@@ -37,8 +37,8 @@ CODES = {
     "wrong_arity": "a function called with the wrong number of arguments",
     "type_mismatch": "an operation on values of a type it does not accept",
     "invalid_literal": "a literal with no valid value: a bad CIDR, timestamp or pattern, a "
-                       "number out of range, a string with a raw control character or half "
-                       "a surrogate pair",
+                       "number out of range or an integer a double does not hold exactly, a "
+                       "string with a raw control character or half a surrogate pair",
     "unknown_attribute": "a path into a request entity that the request model does not have",
     "unknown_document": "a `data.<name>` path names a document the data does not hold",
     # compiling

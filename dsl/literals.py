@@ -101,10 +101,9 @@ def is_unicode(text: str) -> bool:
     return True
 
 
-def fits_a_double(value: int) -> bool:
-    """Whether an integer is within a double's range (numbers compare as doubles)."""
-    try:
-        float(value)
-    except OverflowError:
-        return False
-    return True
+MAX_EXACT_INTEGER = 2**53 - 1  # numbers compare as doubles; past this, integers round
+
+
+def is_exact_number(value: int) -> bool:
+    """Whether an integer is one a double holds exactly (|value| <= 2^53 - 1)."""
+    return -MAX_EXACT_INTEGER <= value <= MAX_EXACT_INTEGER

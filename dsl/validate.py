@@ -9,7 +9,7 @@ from typing import Any
 
 from . import ast
 from .errors import Diagnostic, PolicyError, SourceLines
-from .literals import fits_a_double, parse_network, parse_timestamp
+from .literals import is_exact_number, parse_network, parse_timestamp
 
 # Static types; ANY is "known only at evaluation time" (request and data values).
 STRING, NUMBER, BOOL, LIST, TIMESTAMP, ANY = "string", "number", "bool", "list", "timestamp", "any"
@@ -196,9 +196,11 @@ class _Checker:
         if isinstance(lit.value, (int, float)):
             if isinstance(lit.value, float) and not math.isfinite(lit.value):
                 self.error("invalid_literal", f"number `{lit.value}` is out of range", lit.span)
-            elif isinstance(lit.value, int) and not fits_a_double(lit.value):
-                self.error("invalid_literal", f"a {len(str(abs(lit.value))):,}-digit number is "
-                           "out of range (numbers are doubles: at most about 1.8e308)", lit.span)
+            elif isinstance(lit.value, int) and not is_exact_number(lit.value):
+                digits = len(str(abs(lit.value)))
+                shown = f"`{lit.value}`" if digits <= 40 else f"with {digits:,} digits"
+                self.error("invalid_literal", f"integer {shown} is beyond +-(2^53 - 1): numbers "
+                           "compare as doubles, which do not hold it exactly", lit.span)
             return NUMBER
         return STRING
 
