@@ -106,4 +106,4 @@ MAX_EXACT_INTEGER = 2**53 - 1  # numbers compare as doubles; past this, integers
 
 def is_exact_number(value: int) -> bool:
     """Whether an integer is one a double holds exactly (|value| <= 2^53 - 1)."""
-    return -MAX_EXACT_INTEGER <= value <= MAX_EXACT_INTEGER
+    return abs(value) <= MAX_EXACT_INTEGER
