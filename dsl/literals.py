@@ -7,7 +7,6 @@ so that a literal and a request value are read by exactly the same rules.
 from __future__ import annotations
 
 import ipaddress
-import math
 import re
 from datetime import datetime, timezone
 
@@ -20,14 +19,6 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-def to_number(value: int | float) -> float:
-    """Numbers are compared as IEEE doubles by every evaluator; huge integers become +-inf."""
-    try:
-        return float(value)
-    except OverflowError:
-        return math.inf if value > 0 else -math.inf
 
 
 def parse_timestamp(text: str) -> int:

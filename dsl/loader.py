@@ -13,7 +13,7 @@ import yaml
 
 from . import ast
 from .errors import Diagnostic, PolicyError, SourceLines
-from .literals import is_unicode
+from .literals import is_exact_number, is_unicode
 from .parser import parse_module
 from .validate import build_policy
 
@@ -117,40 +117,62 @@ def parse_data(text: str, name: str = "<data>") -> dict[str, Any]:
     return value
 
 
-INT64_MIN, UINT64_END = -(1 << 63), 1 << 64  # the integers JSON output here can hold
-
-
 def data_problem(value: Any) -> str | None:
-    """Why the data has no JSON form (tables and revisions are written as JSON), or None:
-    only objects with string keys, arrays, strings of valid Unicode, finite numbers (integers
-    within 64 bits), booleans and null."""
-    pending = [value]
+    """Why the data cannot be compared exactly or written as JSON (tables and revisions are
+    JSON), naming where, or None: only objects with string keys, arrays, strings of valid
+    Unicode, finite numbers, integers within +-(2^53 - 1) (numbers compare as doubles, which
+    hold no larger integer exactly), booleans and null."""
+    pending: list[tuple[Any, tuple[Any, ...]]] = [(value, ())]
     while pending:
-        item = pending.pop()
+        item, where = pending.pop()
+        problem = _value_problem(item)
+        if problem:
+            return f"`{_data_path(where)}` {problem}"
         if isinstance(item, dict):
-            if not all(isinstance(key, str) for key in item):
-                return "data keys must be strings (in YAML, quote a key such as `1:` or `on:`)"
-            pending.extend(item)
-            pending.extend(item.values())
+            pending.extend((member, (where, key)) for key, member in item.items())
         elif isinstance(item, list):
-            pending.extend(item)
-        elif isinstance(item, str):
-            if not is_unicode(item):
-                return "data holds a string with half a surrogate pair (a lone `\\ud800`)"
-        elif isinstance(item, bool) or item is None:
-            continue
-        elif isinstance(item, int):
-            if not INT64_MIN <= item < UINT64_END:
-                return "data holds an integer beyond 64 bits"
-        elif isinstance(item, float):
-            if not math.isfinite(item):
-                return "data holds NaN or an infinite number"
-        elif isinstance(item, (datetime.date, datetime.time)):
-            return ("data holds a YAML date or time, not a string: quote it "
-                    "(timestamps are RFC 3339 strings)")
-        else:
-            return f"data holds a {type(item).__name__}, which is not a JSON value"
+            pending.extend((member, (where, index)) for index, member in enumerate(item))
     return None
+
+
+def _value_problem(item: Any) -> str | None:
+    if isinstance(item, dict):
+        if not all(isinstance(key, str) for key in item):
+            return "has a key that is not a string (in YAML, quote a key such as `1:` or `on:`)"
+        if not all(is_unicode(key) for key in item):
+            return "has a key with half a surrogate pair (a lone `\\ud800`)"
+    elif isinstance(item, str):
+        if not is_unicode(item):
+            return "is a string with half a surrogate pair (a lone `\\ud800`)"
+    elif isinstance(item, bool) or item is None or isinstance(item, list):
+        return None
+    elif isinstance(item, int):
+        if not is_exact_number(item):
+            return ("is an integer beyond +-(2^53 - 1): numbers compare as doubles, which do "
+                    "not hold it exactly (write a large identifier as a string)")
+    elif isinstance(item, float):
+        if not math.isfinite(item):
+            return "is NaN or an infinite number"
+    elif isinstance(item, (datetime.date, datetime.time)):
+        return ("is a YAML date or time, not a string: quote it "
+                "(timestamps are RFC 3339 strings)")
+    else:
+        return f"is a {type(item).__name__}, which is not a JSON value"
+    return None
+
+
+def _data_path(where: tuple[Any, ...]) -> str:
+    """`data.accounts["sa-1"].roles[0]` for the chain (((), "accounts"), "sa-1"), ...)."""
+    steps: list[str] = []
+    while where:
+        where, step = where
+        if isinstance(step, int):
+            steps.append(f"[{step}]")
+        elif step.isidentifier() and step.isascii():
+            steps.append(f".{step}")
+        else:
+            steps.append(f"[{json.dumps(step, ensure_ascii=False)}]")
+    return "data" + "".join(reversed(steps))
 
 
 def _file_problem(code: str, message: str, path: Path) -> Diagnostic:

@@ -20,7 +20,7 @@ from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport PyObject
 from cpython.unicode cimport PyUnicode_Check, PyUnicode_Tailmatch
-from libc.math cimport INFINITY
+from libc.math cimport fabs
 from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
@@ -64,7 +64,6 @@ cdef extern from "Python.h":
         PyObject** ob_item
     ctypedef struct PyASCIIObject:
         Py_hash_t hash  # cached; -1 until first computed (always set for a dict's keys)
-    int _PyLong_Sign(PyObject* o)
 
 cdef extern from *:
     """
@@ -259,6 +258,7 @@ cdef inline PyObject* _get(object mapping, object key) except? NULL:
     return PyDict_GetItemWithError(mapping, key)
 cdef tuple ROOTS = tuple(_op.ROOTS)
 cdef int CACHE_LIMIT = 100_000
+DEF MAX_EXACT_INTEGER = 9007199254740991.0  # 2^53 - 1: past it, integers round as doubles
 DEF LAZY = -2  # a request string whose intern id has not been looked up yet
 DEF ALLOW_SLOTS = 4096
 DEF KEY_ORDER = 8  # the reader remembers the first this many keys of the last dict per node
@@ -1148,11 +1148,16 @@ cdef class Evaluator:
             v.tag = T_BOOL
             v.i = 1 if o == Py_True else 0
         elif PyLong_Check(o):
-            v.tag = T_NUM
+            # Beyond +-(2^53 - 1) no double holds an integer exactly, so it has no kind and
+            # any use fails closed (rounding is monotone: such an integer rounds past it).
             v.num = PyLong_AsDouble(o)
             if v.num == -1.0 and PyErr_Occurred() != NULL:  # too large for a double
                 PyErr_Clear()
-                v.num = INFINITY if _PyLong_Sign(o) > 0 else -INFINITY
+                v.tag = T_OTHER
+            elif fabs(v.num) > MAX_EXACT_INTEGER:
+                v.tag = T_OTHER
+            else:
+                v.tag = T_NUM
         elif PyList_Check(o):
             v.tag = T_LIST
             v.i = -1

@@ -10,6 +10,8 @@ stray end of group, messages and groups nested more than 100 deep — raises `Wi
 tests/test_wire_read.py holds it to protobuf's own parser on random and corrupted bytes.
 """
 
+import json
+
 import orjson
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
@@ -24,6 +26,7 @@ cdef extern from "Python.h":
 ctypedef const unsigned char* Bytes
 
 cdef object _loads = orjson.loads
+cdef object _exact_loads = json.loads  # keeps every integer exact, however long
 cdef object _JSONError = orjson.JSONDecodeError
 cdef tuple SEMANTICS = BATCH_SEMANTICS  # by their numbers in the BatchSemantic enum
 cdef int MAX_DEPTH = 100  # messages and groups, as protobuf (upb) limits them
@@ -230,11 +233,31 @@ cdef str _text(Span span):
     return PyUnicode_DecodeUTF8(<const char*>span.at, span.size, NULL)
 
 
+cdef bint _has_long_digit_run(Span span) noexcept:
+    """Whether the text holds 19 digits in a row, as every integer beyond 64 bits does."""
+    cdef Py_ssize_t i, run = 0
+    for i in range(span.size):
+        if 48 <= span.at[i] <= 57:  # 0-9
+            run += 1
+            if run == 19:
+                return True
+        else:
+            run = 0
+    return False
+
+
 cdef dict _json_object(Span span, str field):
+    """The JSON object in the field, as orjson accepts it, with every integer exact: orjson
+    reads an integer beyond 64 bits as a double, which the evaluators would compare as a
+    number, so text that may hold one is decoded again by `json` (the same value otherwise:
+    orjson has already refused NaN, lone surrogates and whatever else `json` would take)."""
+    text = PyBytes_FromStringAndSize(<const char*>span.at, span.size)
     try:
-        value = _loads(PyBytes_FromStringAndSize(<const char*>span.at, span.size))
+        value = _loads(text)
     except _JSONError as exc:
         raise RequestError(field, f"is not valid JSON: {exc}") from None
+    if _has_long_digit_run(span):
+        value = _exact_loads(text)
     if type(value) is not dict:
         raise RequestError(field, "must be a JSON object")
     return value

@@ -9,6 +9,7 @@ reordering or editing a record breaks the chain, across size-based rotations too
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import queue
 import threading
@@ -33,8 +34,12 @@ def _digest(record: Mapping[str, Any]) -> str:
 
 
 def mask(request: Mapping[str, Any], paths: Sequence[str]) -> dict[str, Any]:
-    """A copy of the request with the values at `paths` (e.g. `context.token`) replaced."""
-    out = orjson.loads(orjson.dumps(request, default=str))
+    """A copy of the request with the values at `paths` (e.g. `context.token`) replaced; an
+    integer beyond 64 bits, which the log's JSON cannot hold, is written as its digits."""
+    try:
+        out = orjson.loads(orjson.dumps(request, default=str))
+    except TypeError:  # an integer beyond 64 bits
+        out = json.loads(json.dumps(request, default=str), parse_int=_int64_or_digits)
     for path in paths:
         *parents, last = path.split(".")
         node: Any = out
@@ -43,6 +48,11 @@ def mask(request: Mapping[str, Any], paths: Sequence[str]) -> dict[str, Any]:
         if isinstance(node, dict) and last in node:
             node[last] = MASKED
     return out
+
+
+def _int64_or_digits(digits: str) -> int | str:
+    number = int(digits)
+    return number if -(1 << 63) <= number < 1 << 64 else digits
 
 
 class DecisionLog:

@@ -14,10 +14,10 @@ from typing import Any
 from layergate.dsl import ast
 from layergate.dsl.literals import (
     glob_match,
+    is_exact_number,
     parse_address,
     parse_network,
     parse_timestamp,
-    to_number,
 )
 from layergate.dsl.printer import expr as expr_text
 
@@ -209,6 +209,8 @@ class _Env:
 def _kind(value: Any) -> str:
     if isinstance(value, bool):
         return "a boolean"
+    if isinstance(value, int) and not is_exact_number(value):
+        return "an integer beyond +-(2^53 - 1), which a double does not hold exactly"
     if isinstance(value, (int, float)):
         return "a number"
     if isinstance(value, str):
@@ -223,10 +225,11 @@ def _kind(value: Any) -> str:
 
 
 def _scalar_kind(value: Any) -> str | None:
-    """`string`, `number` or `boolean` for a scalar, None for anything else."""
+    """`string`, `number` or `boolean` for a scalar, None for anything else (an integer beyond
+    +-(2^53 - 1) is no number: it would compare as a different one, so its use fails closed)."""
     if isinstance(value, bool):
         return "boolean"
-    if isinstance(value, (int, float)):
+    if isinstance(value, float) or (isinstance(value, int) and is_exact_number(value)):
         return "number"
     if isinstance(value, str):
         return "string"
@@ -265,7 +268,7 @@ def _compare(node: ast.Compare, left: Any, right: Any) -> bool:
         raise Failure("type_error", _where(node), f"`{node.op}` cannot order {_kind(left)} "
                       f"and {_kind(right)}")
     if numbers:
-        left, right = to_number(left), to_number(right)
+        left, right = float(left), float(right)
     if node.op == "<":
         return left < right
     if node.op == "<=":
@@ -278,7 +281,7 @@ def _compare(node: ast.Compare, left: Any, right: Any) -> bool:
 def _equal(left: Any, right: Any) -> bool:
     """Equality of two values already known to have the same kind."""
     if _scalar_kind(left) == "number":
-        return to_number(left) == to_number(right)
+        return float(left) == float(right)
     return left == right
 
 

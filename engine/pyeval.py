@@ -12,10 +12,10 @@ from typing import Any
 
 from layergate.dsl.literals import (
     glob_match,
+    is_exact_number,
     parse_address,
     parse_network,
     parse_timestamp,
-    to_number,
 )
 
 from . import opcodes as op
@@ -27,6 +27,7 @@ from .tables import Tables
 # from a constant is (T_LIST, constant id, 0, None), from the request (T_LIST, -1, 0, list).
 Value = tuple[int, int, float, Any]
 SCALARS = (op.T_STR, op.T_NUM, op.T_BOOL)
+_NO_KIND: Value = (op.T_OTHER, 0, 0.0, None)  # null in a list, a non-JSON object, a huge integer
 
 
 class _Fail(Exception):
@@ -147,15 +148,17 @@ class TableEvaluator:
         """A Python value from the request or data (never None) as a tagged value."""
         if isinstance(value, bool):
             return (op.T_BOOL, int(value), 0.0, None)
-        if isinstance(value, (int, float)):
-            return (op.T_NUM, 0, to_number(value), None)
+        if isinstance(value, float):
+            return (op.T_NUM, 0, value, None)
+        if isinstance(value, int):  # beyond +-(2^53 - 1) no double holds it: no kind
+            return (op.T_NUM, 0, float(value), None) if is_exact_number(value) else _NO_KIND
         if isinstance(value, str):
             return (op.T_STR, self.sids.get(value, -1), 0.0, value)
         if isinstance(value, list):
             return (op.T_LIST, -1, 0.0, value)
         if isinstance(value, Mapping):
             return (op.T_OBJ, 0, 0.0, value)
-        return (op.T_OTHER, 0, 0.0, None)
+        return _NO_KIND
 
     def items(self, value: Value) -> list[Value]:
         if value[3] is None:  # a constant list

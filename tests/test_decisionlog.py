@@ -119,3 +119,32 @@ def test_rotation_and_restart_keep_one_chain(tmp_path: Path) -> None:
     gap = subprocess.run([*cli, *map(str, files[:1] + files[2:])], capture_output=True,
                          text=True, timeout=60)
     assert gap.returncode == 1 and "chain broken" in gap.stderr
+
+
+def test_integers_beyond_64_bits_reach_the_evaluator_exact_and_the_log_as_digits(
+        tmp_path: Path) -> None:
+    """orjson would read such an integer as a double (a number the policy could compare); the
+    server reads it exactly, so the evaluator fails closed, and the log keeps its digits."""
+    path = tmp_path / "decisions.log"
+    holder = PolicyHolder(PolicySource((INVOICE / "policy.lg",), INVOICE / "data.json"))
+    server = Server(holder, ServerOptions(port=0, watch_seconds=0, decision_log=path)).start()
+    huge = 2**64 + 1
+    properties = b'{"customer_id": "cust-100", "currency": "EUR", "amount": %d}' % huge
+    try:
+        with Client(f"127.0.0.1:{server.port}") as client:
+            answer = client.stub.Check(pb.CheckRequest(
+                subject=pb.Subject(type="service_account", id="billing-eu"),
+                action=pb.Action(name="submit"),
+                resource=pb.Resource(type="invoice", id="inv-1", properties_json=properties),
+                context_json=b'{"trace": %d}' % -huge))
+            after = client.check(_request(10))
+    finally:
+        server.stop(grace=1)
+    assert answer.decision == pb.DECISION_DENY and answer.rule == "transaction.too_large"
+    assert [e.code for e in answer.errors] == ["type_error"]
+    assert after["decision"]
+    first, second = read([path])
+    assert first["request"]["resource"]["properties"]["amount"] == str(huge)
+    assert first["request"]["context"]["trace"] == str(-huge)
+    assert second["decision"] == "allow"
+    assert verify([path]) == (2, None)

@@ -41,10 +41,13 @@ timestamps = st.sampled_from(["2026-06-01T10:00:00Z", "2026-06-01T13:30:00.5+01:
                               "2026-06-01T12:00:00.123456789Z", "1999-12-31T23:59:59-08:00"])
 addresses = st.sampled_from(["10.1.2.3", "10.0.0.256", "192.168.1.1", "010.1.1.1", "fd00::1",
                              "2001:db8::1", "::ffff:10.1.2.3", "not-an-ip", "1.2.3"])
-scalars = st.one_of(strings, numbers, st.booleans(), timestamps, addresses)
-lists = st.one_of(st.lists(strings, max_size=3), st.lists(numbers, max_size=2),
+# A request's integer beyond +-(2^53 - 1) has no kind (a double would round it): any use fails.
+huge_integers = st.sampled_from([2**53 - 1, 2**53, -(2**53) - 1, 2**53 + 1, 2**64, 10**400])
+request_numbers = st.one_of(numbers, huge_integers, st.just(float(2**53)))
+scalars = st.one_of(strings, request_numbers, st.booleans(), timestamps, addresses)
+lists = st.one_of(st.lists(strings, max_size=3), st.lists(request_numbers, max_size=2),
                   st.lists(st.sampled_from([*ROLES, "ghost-role"]), max_size=3),
-                  st.lists(st.one_of(strings, numbers), max_size=3))
+                  st.lists(st.one_of(strings, request_numbers), max_size=3))
 values = st.one_of(st.none(), scalars, lists, st.just({"nested": "x"}))
 
 

@@ -67,9 +67,9 @@ def test_data_files(tmp_path: Path) -> None:
     ('{"accounts": {"sa": {"name": "\\ud800"}}}', "data.json", "surrogate"),  # half a pair
     ('{"accounts": {"\\udfff": {}}}', "data.json", "surrogate"),  # ... as a key
     ('accounts:\n  sa: {name: "\\ud800"}\n', "data.yaml", "surrogate"),
-    ('{"accounts": {"sa": {"limit": ' + "9" * 20 + "}}}", "data.json", "beyond 64 bits"),
-    ('{"accounts": {"sa": {"limit": ' + "9" * 400 + "}}}", "data.json", "beyond 64 bits"),
-    ("accounts: {sa: {1: x}}", "data.yaml", "keys must be strings"),
+    ('{"accounts": {"sa": {"limit": ' + "9" * 20 + "}}}", "data.json", "beyond +-(2^53 - 1)"),
+    ('{"accounts": {"sa": {"limit": ' + "9" * 400 + "}}}", "data.json", "beyond +-(2^53 - 1)"),
+    ("accounts: {sa: {1: x}}", "data.yaml", "not a string"),
     ("accounts: {sa: {since: 2020-01-01}}", "data.yaml", "quote it"),
     ('{"accounts": {"sa": {"limit": ' + "9" * 5_000 + "}}}", "data.json", "too long"),
     ("accounts: {sa: {limit: " + "9" * 5_000 + "}}", "data.yaml", "too long"),
@@ -82,6 +82,21 @@ def test_data_that_json_cannot_hold_is_invalid(text: str, name: str, said: str) 
     assert info.value.codes == ["invalid_data"]
     assert said in info.value.diagnostics[0].message
     assert parse_data('{"a": {"b": "\\ud83d\\ude00"}}', "data.json") == {"a": {"b": "\U0001F600"}}
+
+
+def test_a_data_problem_names_where_it_is() -> None:
+    """Integers compare as doubles, so data may hold them only where a double is exact."""
+    edge = 2**53 - 1
+    assert parse_data(f'{{"a": [{edge}, -{edge}, 1e300]}}', "data.json") == {
+        "a": [edge, -edge, 1e300]}
+    for text, where in [('{"accounts": {"sa-1": {"ids": [1, 9007199254740992]}}}',
+                         '`data.accounts["sa-1"].ids[1]`'),
+                        ('{"accounts": {"sa_1": {"ids": [-9007199254740993]}}}',
+                         "`data.accounts.sa_1.ids[0]`"),
+                        ("a:\n  - {b: {1: x}}\n", "`data.a[0].b`")]:
+        with pytest.raises(PolicyError) as info:
+            parse_data(text, "data.yaml" if text.startswith("a:") else "data.json")
+        assert info.value.diagnostics[0].message.startswith(where + " ")
 
 
 def test_unchanged_files_are_not_parsed_again(tmp_path: Path) -> None:
