@@ -162,7 +162,7 @@ def _value_problem(item: Any) -> str | None:
 
 
 def _data_path(where: tuple[Any, ...]) -> str:
-    """`data.accounts["sa-1"].roles[0]` for the chain (((), "accounts"), "sa-1"), ...)."""
+    """`data.accounts["sa-1"].roles[0]` for the chain ((((), "accounts"), "sa-1"), "roles"), 0)."""
     steps: list[str] = []
     while where:
         where, step = where

@@ -250,7 +250,8 @@ cdef dict _json_object(Span span, str field):
     """The JSON object in the field, as orjson accepts it, with every integer exact: orjson
     reads an integer beyond 64 bits as a double, which the evaluators would compare as a
     number, so text that may hold one is decoded again by `json` (the same value otherwise:
-    orjson has already refused NaN, lone surrogates and whatever else `json` would take)."""
+    orjson has already refused NaN, lone surrogates and whatever else `json` would take, and
+    any integer past a double's range, so `json`'s 4,300-digit limit is never reached)."""
     text = PyBytes_FromStringAndSize(<const char*>span.at, span.size)
     try:
         value = _loads(text)
