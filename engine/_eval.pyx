@@ -25,7 +25,7 @@ from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
-from layergate.dsl.literals import parse_address, parse_network
+from layergate.dsl.literals import MAX_EXACT_INTEGER, parse_address, parse_network
 
 from layergate.engine import opcodes as _op
 from layergate.engine.decision import EvalError, LayerResult, combine, invalid_request_decision
@@ -258,7 +258,7 @@ cdef inline PyObject* _get(object mapping, object key) except? NULL:
     return PyDict_GetItemWithError(mapping, key)
 cdef tuple ROOTS = tuple(_op.ROOTS)
 cdef int CACHE_LIMIT = 100_000
-DEF MAX_EXACT_INTEGER = 9007199254740991.0  # 2^53 - 1: past it, integers round as doubles
+cdef double MAX_EXACT = MAX_EXACT_INTEGER  # 2^53 - 1: past it, integers round as doubles
 DEF LAZY = -2  # a request string whose intern id has not been looked up yet
 DEF ALLOW_SLOTS = 4096
 DEF KEY_ORDER = 8  # the reader remembers the first this many keys of the last dict per node
@@ -1154,7 +1154,7 @@ cdef class Evaluator:
             if v.num == -1.0 and PyErr_Occurred() != NULL:  # too large for a double
                 PyErr_Clear()
                 v.tag = T_OTHER
-            elif fabs(v.num) > MAX_EXACT_INTEGER:
+            elif fabs(v.num) > MAX_EXACT:
                 v.tag = T_OTHER
             else:
                 v.tag = T_NUM

@@ -89,13 +89,15 @@ def test_a_data_problem_names_where_it_is() -> None:
     edge = 2**53 - 1
     assert parse_data(f'{{"a": [{edge}, -{edge}, 1e300]}}', "data.json") == {
         "a": [edge, -edge, 1e300]}
-    for text, where in [('{"accounts": {"sa-1": {"ids": [1, 9007199254740992]}}}',
-                         '`data.accounts["sa-1"].ids[1]`'),
-                        ('{"accounts": {"sa_1": {"ids": [-9007199254740993]}}}',
-                         "`data.accounts.sa_1.ids[0]`"),
-                        ("a:\n  - {b: {1: x}}\n", "`data.a[0].b`")]:
+    for text, name, where in [
+        ('{"accounts": {"sa-1": {"ids": [1, 9007199254740992]}}}', "data.json",
+         '`data.accounts["sa-1"].ids[1]`'),
+        ('{"accounts": {"sa_1": {"ids": [-9007199254740993]}}}', "data.json",
+         "`data.accounts.sa_1.ids[0]`"),
+        ("a:\n  - {b: {1: x}}\n", "data.yaml", "`data.a[0].b`"),
+    ]:
         with pytest.raises(PolicyError) as info:
-            parse_data(text, "data.yaml" if text.startswith("a:") else "data.json")
+            parse_data(text, name)
         assert info.value.diagnostics[0].message.startswith(where + " ")
 
 
