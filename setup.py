@@ -1,7 +1,8 @@
 """Build script: the package layout lives in pyproject.toml; this file adds the Cython core.
 
-`LAYERGATE_DEBUG=1 pip install -e .` builds the evaluator with bounds checks, wraparound
-checks and line tracing (for coverage and profilers); the default build is optimized.
+`LAYERGATE_DEBUG=1 pip install -e .` builds the compiled modules (the evaluator, the request
+reader, the parser's loop and builder) with bounds checks, wraparound checks and line tracing
+(for coverage and profilers); the default build is optimized.
 """
 
 import os
@@ -23,9 +24,10 @@ def extensions() -> list:
     # Cython finds `engine/_eval.pxd` by the source tree's package name (`engine`); the
     # installed module is `layergate.engine._eval` (the folders are mapped in pyproject.toml).
     modules = [
-        Extension(f"engine.{name}", [f"engine/{name}.pyx"], define_macros=macros,
+        Extension(f"{package}.{name}", [f"{package}/{name}.pyx"], define_macros=macros,
                   extra_compile_args=["-O0", "-g"] if DEBUG else ["-O3"])
-        for name in ("_eval", "_wire")
+        for package, name in (("engine", "_eval"), ("engine", "_wire"),
+                              ("dsl", "_lalr"), ("dsl", "_build"))
     ]
     built = cythonize(modules, compiler_directives=directives, quiet=True, force=DEBUG)
     for extension in built:

@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import threading
-from functools import lru_cache
+from functools import lru_cache, partial
 from importlib import resources
 from typing import Any, NamedTuple
 
 from lark import Lark, Token, Tree, UnexpectedInput
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
-from lark.parse_tree_builder import ExpandSingleChild
+from lark.parse_tree_builder import (
+    ChildFilterLALR,
+    ChildFilterLALR_NoPlaceholders,
+    ExpandSingleChild,
+)
 from lark.parsers.lalr_analysis import Reduce, Shift
 
 from . import ast
+from ._build import BadLiteral as _BadLiteral
+from ._build import Build
+from ._build import TooDeep as _TooDeep
+from ._lalr import Loop
+from ._lalr import NotFast as _NotFast
 from .errors import Diagnostic, PolicyError, SourceLines
 from .gcpause import gc_paused
-from .literals import is_unicode
 
 
 @lru_cache(maxsize=1)
@@ -28,31 +35,39 @@ def _grammar() -> str:
 
 class _Token(NamedTuple):
     """A token as the fast parser makes it: lark's `Token` fields, as a tuple (a lark `Token`
-    is a `str` made by Python code, several times slower to make)."""
+    is a `str` made by Python code, several times slower to make). Its positions sit where a
+    `Span` has them (items 1 to 4), so the parser reads where a token or a node starts and
+    ends without asking which one it is."""
 
     type: str
-    value: str
     line: int
     column: int
     end_line: int  # (= line: no token holds a line break)
     end_column: int
+    value: str
 
 
 TOKENS = (Token, _Token)  # what the builder may be handed as a token, by either parser
-AnyToken = Token | _Token
-_new_span = tuple.__new__
+
+# How the fast parser reduces a grammar rule (see `_FastParser._plan`; `_lalr` runs them).
+_PASS, _FLAT, _BUILD, _BUILD_OR_PASS = range(4)
 
 
 class _FastParser:
     """The LALR parser lark builds for the grammar, run by a loop of our own that lexes too.
 
-    It runs lark's parse table and calls lark's callbacks (which call the builder) exactly as
-    lark's own loop does, and makes the tokens lark's contextual lexer makes: a word is the
-    keyword, or the path root, that the parser's state accepts, else a NAME. Text it cannot
-    take through (`_NotFast`) is parsed again by lark (`_parse_uncached`), whose errors are
-    the ones reported, so its only duty is to agree with lark on valid text (a test holds it
-    to that). Lark's loop costs several times more per token: it hashes grammar objects on
-    every reduction and makes each token by Python code.
+    It runs lark's parse table, and makes the tokens lark's contextual lexer makes: a word is
+    the keyword, or the path root, that the parser's state accepts, else a NAME. Each rule is
+    reduced as lark's callbacks would reduce it, by a plan read from them once: the same
+    children (tokens included, None for an absent optional part, the items of a `_rule` or a
+    repetition spliced in) go to the same builder method, with the span from the first token
+    to the last. A repetition's items are a plain list, not a lark `Tree`, and spans come from
+    a stack of positions kept beside the values, so the builder never works them out.
+
+    Text it cannot take through (`_NotFast`) is parsed again by lark (`_parse_uncached`),
+    whose errors are the ones reported, so its only duty is to agree with lark on valid text
+    (a test holds it to that). Lark's loop costs several times more per token: it hashes
+    grammar objects on every reduction and makes each token by Python code.
     """
 
     # Every match is the blanks and comments before a token, then the token by its kind, or
@@ -70,15 +85,14 @@ class _FastParser:
     _ROOTS = frozenset(("subject", "action", "resource", "context", "caller", "elevation",
                         "data"))
 
-    def __init__(self, lark: Lark) -> None:
+    def __init__(self, lark: Lark, build: Build) -> None:
+        self.build = build
         self.keywords: dict[str, str] = {}  # keyword or sign text -> its terminal's name
         for terminal in lark.terminals:
             if terminal.pattern.type == "str":
                 self.keywords[terminal.pattern.value] = str(terminal.name)
         parser = lark.parser.parser.parser  # (lark's LALR loop, holding table and callbacks)
-        table, callbacks = parser.parse_table, parser.callbacks
-        if any(isinstance(key, str) for key in callbacks):
-            raise TypeError("the fast parser does not call callbacks on tokens")
+        table = parser.parse_table
         # Per state: symbol -> the state to shift to (>= 0) or ~the reduction to make (< 0).
         # Keys are plain str (lark's are Tokens, slower to look up).
         rules = sorted({arg for row in table.states.values()
@@ -88,77 +102,46 @@ class _FastParser:
         for state, row in table.states.items():
             self.actions[state] = {str(symbol): (arg if action is Shift else ~rule_number[arg])
                                    for symbol, (action, arg) in row.items()}
-        # A rule that passes its one child up (`?expr: and_expr`) has no callback to call.
-        self.reductions = [(len(rule.expansion), str(rule.origin.name),
-                            None if len(rule.expansion) == 1
-                            and type(callbacks[rule]) is ExpandSingleChild else callbacks[rule])
-                           for rule in rules]
+        self.reductions = [self._plan(rule, parser.callbacks[rule]) for rule in rules]
         self.start, self.end = table.start_states["start"], table.end_states["start"]
+        self.loop = Loop(self.actions, self.reductions, self.keywords, self._ROOTS,
+                         self.start, self.end, self._SCAN, ast.Span, _Token)
+
+    def _plan(self, rule: Any, callback: Any) -> tuple[int, str, int, _ChildFilter | None, Any]:
+        """(size, rule name, how, child filter, builder method) for one rule, read from the
+        callback lark made for it: an optional child filter (which children to keep, which
+        to splice in, where an absent part puts None), around an optional pass-through of a
+        lone child (`?rule`), around the builder's method or a `Tree` (a `_rule`)."""
+        include = None
+        if isinstance(callback, ChildFilterLALR_NoPlaceholders):
+            include = tuple((i, splice, 0) for i, splice in callback.to_include), 0
+            callback = callback.node_builder
+        elif isinstance(callback, ChildFilterLALR):
+            include = tuple(callback.to_include), callback.append_none
+            callback = callback.node_builder
+        lone_child_passes = isinstance(callback, ExpandSingleChild)
+        if lone_child_passes:
+            callback = callback.node_builder
+        size, origin = len(rule.expansion), str(rule.origin.name)
+        if lone_child_passes and size == 1:
+            return size, origin, _PASS, None, None
+        if isinstance(callback, partial) and callback.func is Tree:
+            if not origin.startswith("_") or lone_child_passes:
+                raise TypeError(f"the builder has no method for {rule}")
+            return size, origin, _FLAT, include, None
+        method = getattr(self.build, rule.alias or rule.options.template_source or origin)
+        return size, origin, _BUILD_OR_PASS if lone_child_passes else _BUILD, include, method
 
     def parse(self, text: str) -> Any:
         """The builder's value for the whole text; raises `_NotFast` where lark must look."""
-        actions, reductions, end_state = self.actions, self.reductions, self.end
-        keywords, roots, new_token = self.keywords, self._ROOTS, tuple.__new__
-        state = self.start
-        states, values = [state], []
-        pos, line, line_start = 0, 1, 0
-        for skipped, string, number, word, sign, bad in self._SCAN.findall(text):
-            if skipped:
-                newlines = skipped.count("\n")
-                if newlines:
-                    line += newlines
-                    line_start = pos + skipped.rindex("\n") + 1
-                pos += len(skipped)
-            if word:
-                value, accepts = word, actions[state]
-                kind = keywords.get(word, "NAME")
-                if kind not in accepts or kind == "NAME":  # (a root outranks a name)
-                    kind = "ROOT" if word in roots and "ROOT" in accepts else "NAME"
-            elif sign:
-                value, kind = sign, keywords.get(sign, "COMPARE")
-            elif string:
-                value, kind = string, "STRING"
-            elif number:
-                value, kind = number, "NUMBER"
-            elif bad:
-                raise _NotFast
-            else:
-                value, kind = "", "$END"
-            column = pos - line_start + 1
-            pos += len(value)
-            action = actions[state].get(kind)
-            while action is not None and action < 0:  # reduce, as often as the token makes
-                size, origin, callback = reductions[~action]
-                if callback is None:
-                    state = states[-1] = actions[states[-2]][origin]
-                    action = actions[state].get(kind)
-                    continue
-                if size:
-                    children = values[-size:]
-                    del values[-size:], states[-size:]
-                else:
-                    children = []
-                values.append(callback(children))
-                state = actions[states[-1]][origin]
-                if state == end_state:
-                    return values[-1]
-                states.append(state)
-                action = actions[state].get(kind)
-            if action is None or not value:
-                raise _NotFast
-            state = action
-            states.append(state)
-            values.append(new_token(_Token, (kind, value, line, column, line,
-                                             column + len(value))))
-        raise _NotFast  # (the last match is the end of the text: not reached)
+        return self.loop.parse(text, self.build.source)
 
 
-class _NotFast(Exception):
-    """Text the fast parser has no token for, or that does not parse: lark reports it."""
+_ChildFilter = tuple[tuple[tuple[int, bool, int], ...], int]
 
 
 @lru_cache(maxsize=1)
-def _parser() -> tuple[_FastParser, Lark, _Build]:
+def _parser() -> tuple[_FastParser, Lark, Build]:
     """The fast parser; lark's LALR parser with its contextual lexer, building the AST while
     it parses (no parse tree), for files the fast one cannot take; their builder.
 
@@ -166,10 +149,10 @@ def _parser() -> tuple[_FastParser, Lark, _Build]:
     node's span runs from its first token to its last, as lark's `propagate_positions` would
     place it (at twice the cost).
     """
-    build = _Build()
+    build = Build(TOKENS, _MAX_EXPR_HEIGHT)
     parser = Lark(_grammar(), parser="lalr", keep_all_tokens=True, maybe_placeholders=True,
-                  transformer=build)
-    return _FastParser(parser), parser, build
+                  transformer=_LarkCallbacks(build))
+    return _FastParser(parser, build), parser, build
 
 
 @lru_cache(maxsize=1)
@@ -262,17 +245,6 @@ def _too_deep_meta(tree: Tree) -> Any:
     raise AssertionError("no node is nested deeper than MAX_DEPTH")
 
 
-class _TooDeep(Exception):
-    """A condition nests deeper than MAX_DEPTH (located afterwards, by `_too_deep_meta`)."""
-
-
-class _BadLiteral(Exception):
-    """A token the grammar accepts but that holds no valid value."""
-
-    def __init__(self, token: AnyToken, message: str) -> None:
-        self.token, self.message = token, message
-
-
 def _syntax_diagnostic(exc: UnexpectedInput, source: str, lines: SourceLines) -> Diagnostic:
     line = getattr(exc, "line", 0) or 0
     column = getattr(exc, "column", 0) or 0
@@ -319,270 +291,25 @@ def _describe(terminal: str) -> str:
     return terminal.lower()
 
 
-class _RuleDraft:
-    """A rule before its layer gives it an id."""
+class _LarkCallbacks:
+    """The builder as lark calls it (children only): each method works out the span the fast
+    parser hands the builder, from the first child present to the last."""
 
-    def __init__(self, name: str | None, effect: str, actions: ast.Targets,
-                 resources: ast.Targets, condition: ast.Expr | None, span: ast.Span) -> None:
-        self.name, self.effect, self.condition, self.span = name, effect, condition, span
-        self.actions, self.resources = actions, resources
+    def __init__(self, build: Build) -> None:
+        self._build = build
 
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._build, name)  # (no such rule method: lark makes a `Tree`)
+        return lambda children: method(children, self._span(children))
 
-class _Part:
-    """A value with no span of its own (a name, a tuple, an expression in parentheses) and the
-    text it takes up, which its parent's span reaches to."""
-
-    __slots__ = ("span", "value")
-
-    def __init__(self, value: Any, span: ast.Span) -> None:
-        self.value, self.span = value, span
-
-
-def _expr(item: Any) -> Any:
-    """An expression, out of the parentheses it may have been written in."""
-    return item.value if type(item) is _Part else item
-
-
-class _Build:
-    """Builds frozen AST nodes as lark reduces each grammar rule: no parse tree is made.
-
-    Each method is named after a grammar rule (or alias) and gets every child, tokens included
-    (None for an absent optional part). A node's span runs from its first child to its last;
-    for an expression in parentheses, the parentheses count (a `_Part` carries them).
-    """
-
-    def __init__(self) -> None:
-        self.source = ""
-
-    def start_file(self, source: str) -> None:
-        self.source = source
-
-    def reset(self) -> None:
-        """Forget the last file's name."""
-        self.start_file("")
-
-    def _span(self, children: list[Any]) -> ast.Span:
-        first, last = children[0], children[-1]
-        if first is None or last is None:  # (an optional part that is absent)
-            present = [child for child in children if child is not None]
-            first, last = present[0], present[-1]
-        if type(first) not in TOKENS:
+    def _span(self, children: list[Any]) -> ast.Span | None:
+        present = [child for child in children if child is not None]
+        if not present:
+            return None
+        first, last = present[0], present[-1]
+        if type(first) is not Token:
             first = first.span
-        if type(last) not in TOKENS:
+        if type(last) is not Token:
             last = last.span
-        return _new_span(ast.Span, (self.source, first.line, first.column, last.end_line,
-                                    last.end_column))
-
-    # -- declarations
-    def start(self, items: list[Any]) -> ast.Module:
-        return ast.Module(
-            source=self.source,
-            consts=tuple(i for i in items if isinstance(i, ast.Const)),
-            roles=tuple(i for i in items if isinstance(i, ast.Role)),
-            layers=tuple(i for i in items if isinstance(i, ast.Layer)),
-            orders=tuple(i for i in items if isinstance(i, ast.LayerOrder)),
-        )
-
-    def const_decl(self, children: list[Any]) -> ast.Const:
-        return ast.Const(children[1].value, children[3], self._span(children))
-
-    def order_decl(self, children: list[Any]) -> ast.LayerOrder:
-        names = tuple(c.value for c in children[2:-1] if c.type == "NAME")
-        return ast.LayerOrder(names, self._span(children))
-
-    def role_decl(self, children: list[Any]) -> ast.Role:
-        parents = children[2].value if children[2] is not None else ()
-        return ast.Role(children[1].value, parents, tuple(children[4:-1]), self._span(children))
-
-    def extends(self, children: list[Any]) -> _Part:
-        return _Part(tuple(c.value for c in children[1:] if c.type == "NAME"),
-                     self._span(children))
-
-    def grant(self, children: list[Any]) -> ast.Grant:
-        return ast.Grant(children[0], children[2], self._span(children))
-
-    def layer_decl(self, children: list[Any]) -> ast.Layer:
-        layer_name = children[1].value
-        description = children[2].value if children[2] is not None else None
-        controls = children[3].value if children[3] is not None else ()
-        rules = tuple(
-            ast.Rule(
-                id=f"{layer_name}.{draft.name or position}",
-                effect=draft.effect,
-                actions=draft.actions,
-                resources=draft.resources,
-                condition=draft.condition,
-                named=draft.name is not None,
-                span=draft.span,
-            )
-            for position, draft in enumerate(children[5:-1], start=1)
-        )
-        return ast.Layer(layer_name, description, controls, rules, self._span(children))
-
-    def description(self, children: list[AnyToken]) -> _Part:
-        return _Part(_string(children[0]), self._span(children))
-
-    def controls(self, children: list[AnyToken]) -> _Part:
-        return _Part(tuple(_string(c) for c in children[1:] if c.type == "STRING"),
-                     self._span(children))
-
-    def rule(self, children: list[Any]) -> _RuleDraft:
-        name, effect, actions, _, resources_, condition = children
-        return _RuleDraft(name.value if name is not None else None, effect.value, actions,
-                          resources_, condition.value if condition is not None else None,
-                          self._span(children))
-
-    def rule_name(self, children: list[AnyToken]) -> _Part:
-        return _Part(children[0].value, self._span(children))
-
-    def allow(self, children: list[AnyToken]) -> _Part:
-        return _Part("allow", self._span(children))
-
-    def deny(self, children: list[AnyToken]) -> _Part:
-        return _Part("deny", self._span(children))
-
-    def condition(self, children: list[Any]) -> _Part:
-        expr = _expr(children[1])
-        span = expr.span  # (each level of an expression takes at least one character)
-        if (span.end_line != span.line or span.end_column - span.column > _MAX_EXPR_HEIGHT) \
-                and _height(expr) > _MAX_EXPR_HEIGHT:
-            raise _TooDeep
-        return _Part(expr, self._span(children))
-
-    def any_target(self, children: list[AnyToken]) -> ast.Targets:
-        return ast.Targets(None, self._span(children))
-
-    def one_target(self, children: list[AnyToken]) -> ast.Targets:
-        return ast.Targets((_target(children[0]),), self._span(children))
-
-    def target_list(self, children: list[AnyToken]) -> ast.Targets:
-        names = tuple(_target(c) for c in children[1:-1] if c.type in ("NAME", "STRING"))
-        return ast.Targets(names, self._span(children))
-
-    # -- expressions
-    def operand(self, children: list[Any]) -> _Part:
-        """`( expr )`: the expression itself, spanning its parentheses for its parent."""
-        return _Part(_expr(children[1]), self._span(children))
-
-    def or_(self, children: list[Any]) -> ast.Or:
-        return ast.Or(_expr(children[0]), _expr(children[2]), self._span(children))
-
-    def and_(self, children: list[Any]) -> ast.And:
-        return ast.And(_expr(children[0]), _expr(children[2]), self._span(children))
-
-    def not_(self, children: list[Any]) -> ast.Not:
-        return ast.Not(_expr(children[1]), self._span(children))
-
-    def compare(self, children: list[Any]) -> ast.Compare:
-        return ast.Compare(children[1].value, _expr(children[0]), _expr(children[2]),
-                           self._span(children))
-
-    def in_(self, children: list[Any]) -> ast.Membership:
-        return ast.Membership(_expr(children[0]), _expr(children[2]), span=self._span(children))
-
-    def not_in(self, children: list[Any]) -> ast.Membership:
-        return ast.Membership(_expr(children[0]), _expr(children[3]), negated=True,
-                              span=self._span(children))
-
-    def contains(self, children: list[Any]) -> ast.Membership:
-        return ast.Membership(_expr(children[2]), _expr(children[0]), written_as_contains=True,
-                              span=self._span(children))
-
-    def const_ref(self, children: list[AnyToken]) -> ast.ConstRef:
-        return ast.ConstRef(children[0].value, self._span(children))
-
-    def call(self, children: list[Any]) -> ast.Call:
-        args = tuple(_expr(c) for c in children[2:-1] if c is not None and type(c) not in TOKENS)
-        return ast.Call(children[0].value, args, self._span(children))
-
-    def now(self, children: list[AnyToken]) -> ast.Now:
-        return ast.Now(self._span(children))
-
-    def path(self, children: list[Any]) -> ast.Path:
-        return ast.Path(children[0].value, tuple(children[1:]), self._span(children))
-
-    def field(self, children: list[AnyToken]) -> ast.Field:
-        return ast.Field(children[1].value, self._span(children))
-
-    def index(self, children: list[Any]) -> ast.Index:
-        return ast.Index(_expr(children[1]), self._span(children))
-
-    def list_lit(self, children: list[Any]) -> ast.ListLiteral:
-        items = tuple(c for c in children[1:-1] if c is not None and type(c) not in TOKENS)
-        return ast.ListLiteral(items, self._span(children))
-
-    def string(self, children: list[AnyToken]) -> ast.Literal:
-        return ast.Literal(_string(children[0]), self._span(children))
-
-    def number(self, children: list[AnyToken]) -> ast.Literal:
-        text = children[0].value
-        try:
-            value: int | float = float(text) if any(c in text for c in ".eE") else int(text)
-        except ValueError:  # Python reads at most 4,300 digits as an int
-            raise _BadLiteral(children[0],
-                              f"number with {len(text):,} digits is too long") from None
-        return ast.Literal(value, self._span(children))
-
-    def true(self, children: list[AnyToken]) -> ast.Literal:
-        return ast.Literal(True, self._span(children))
-
-    def false(self, children: list[AnyToken]) -> ast.Literal:
-        return ast.Literal(False, self._span(children))
-
-
-def _height(expr: ast.Expr) -> int:
-    """The height of an expression's parse tree: 1 for a leaf (a path step, a literal, an empty
-    list; 2 for a list of literals), 1 more than its tallest part for any other node."""
-    heights: dict[int, int] = {}  # (by id: every node is alive until the walk ends)
-    pending: list[tuple[Any, bool]] = [(expr, False)]
-    while pending:
-        node, parts_done = pending.pop()
-        parts = _parts(node)
-        if parts and not parts_done:
-            pending.append((node, True))
-            pending.extend((part, False) for part in parts)
-        else:
-            heights[id(node)] = 1 + max((heights[id(part)] for part in parts), default=0)
-    return heights[id(expr)]
-
-
-def _parts(node: Any) -> tuple[Any, ...]:
-    """The sub-expressions and path steps right under a node."""
-    if isinstance(node, (ast.And, ast.Or, ast.Compare)):
-        return node.left, node.right
-    if isinstance(node, ast.Membership):
-        return node.item, node.container
-    if isinstance(node, ast.Not):
-        return (node.operand,)
-    if isinstance(node, ast.Index):
-        return (node.key,)
-    if isinstance(node, ast.Path):
-        return node.steps
-    if isinstance(node, ast.Call):
-        return node.args
-    if isinstance(node, ast.ListLiteral):
-        return node.items
-    return ()
-
-
-# A string with no escape, control character or half of a surrogate pair: its value is its text.
-_PLAIN_STRING = re.compile(r'"[^\x00-\x1f\\\ud800-\udfff]*"').fullmatch
-
-
-def _string(token: AnyToken) -> str:
-    """The value of a STRING token: JSON string syntax, valid Unicode only."""
-    if _PLAIN_STRING(token.value):
-        return token.value[1:-1]
-    try:
-        value = json.loads(token.value)
-    except json.JSONDecodeError:  # the grammar lets raw control characters through
-        raise _BadLiteral(token, "a string may not hold a raw control character (such as a "
-                          "tab); write it as an escape: `\\t`, `\\u0001`") from None
-    if not is_unicode(value):
-        raise _BadLiteral(token, "a `\\u` escape names half of a surrogate pair; write the "
-                          "character itself, or both halves")
-    return value
-
-
-def _target(token: AnyToken) -> str:
-    return _string(token) if token.type == "STRING" else token.value
+        return ast.Span(self._build.source, first.line, first.column, last.end_line,
+                        last.end_column)

@@ -116,6 +116,38 @@ def test_the_fast_parser_reads_the_workloads_and_keyword_fields_as_lark_does() -
                 build_.reset()
 
 
+def _nodes(node: object):
+    """Every AST node in a tree, the node first."""
+    if isinstance(node, tuple):
+        for item in node:
+            yield from _nodes(item)
+    elif dataclasses.is_dataclass(node):
+        yield node
+        for f in dataclasses.fields(node):
+            yield from _nodes(vars(node).get(f.name))
+
+
+def test_the_builder_sets_every_field_of_every_node() -> None:
+    """The builder makes nodes without their dataclass `__init__`: each has its class's fields,
+    no others, and equals (spans included) the node `__init__` makes from them."""
+    from layergate.bench.workload import build
+
+    module = parse_module("\n".join([*EXAMPLE_TEXTS, *KEYWORD_FIELDS[:5], build(10).policy,
+                                     'layer z { allow * on * when context.x not in [1] and '
+                                     'not (context.y contains "a") or f(now, context.z["k"]) }',
+                                     ]), "fields.lg")
+    kinds = set()
+    for node in _nodes(module):
+        names = [f.name for f in dataclasses.fields(node)]
+        assert sorted(vars(node)) == sorted(names), node
+        remade = type(node)(**{name: getattr(node, name) for name in names})
+        assert _with_spans(remade) == _with_spans(node)
+        kinds.add(type(node).__name__)
+    assert kinds >= {"Module", "Const", "Role", "Grant", "Targets", "Layer", "Rule", "Literal",
+                     "ListLiteral", "ConstRef", "Path", "Field", "Index", "Now", "Compare",
+                     "Membership", "Call", "And", "Or", "Not"}
+
+
 def _coded_or_accepted(text: str) -> None:
     """A policy either loads all the way to table bytes, or fails with coded diagnostics."""
     try:
