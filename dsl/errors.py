@@ -7,6 +7,11 @@ from dataclasses import dataclass
 
 from .ast import Span
 
+
+class ExtensionMissing(ImportError):
+    """A compiled module is not built; Layergate never falls back to Python silently."""
+
+
 # Every code the parser, validator and loader can produce. Tests check codes, not wording.
 CODES = {
     # reading files

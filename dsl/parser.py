@@ -19,13 +19,19 @@ from lark.parse_tree_builder import (
 from lark.parsers.lalr_analysis import Reduce, Shift
 
 from . import ast
-from ._build import BadLiteral as _BadLiteral
-from ._build import Build
-from ._build import TooDeep as _TooDeep
-from ._lalr import Loop
-from ._lalr import NotFast as _NotFast
-from .errors import Diagnostic, PolicyError, SourceLines
+from .errors import Diagnostic, ExtensionMissing, PolicyError, SourceLines
 from .gcpause import gc_paused
+
+try:
+    from ._build import BadLiteral as _BadLiteral
+    from ._build import Build
+    from ._build import TooDeep as _TooDeep
+    from ._lalr import Loop
+    from ._lalr import NotFast as _NotFast
+except ImportError as exc:  # no slow parser in secret
+    raise ExtensionMissing(
+        f"the compiled parser (layergate.dsl._lalr, layergate.dsl._build) is not built ({exc}); "
+        "reinstall with `pip install -e .` (a C compiler is needed)") from exc
 
 
 @lru_cache(maxsize=1)

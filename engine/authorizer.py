@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from layergate.dsl import load_data, read_sources
+from layergate.dsl.errors import ExtensionMissing
 from layergate.dsl.loader import compile_sources
 
 from .compiler import CompileReport, compile_policy
@@ -22,10 +23,6 @@ from .pyeval import TableEvaluator
 from .tables import Tables
 
 BACKENDS = ("cython", "python")
-
-
-class ExtensionMissing(ImportError):
-    """The compiled evaluator is not built; Layergate never falls back to Python silently."""
 
 
 def _cython_evaluator() -> type:

@@ -178,6 +178,20 @@ def test_a_missing_request_reader_stops_the_server_loudly(
         importlib.import_module("layergate.engine.wire")
 
 
+@pytest.mark.parametrize("module", ["layergate.dsl._lalr", "layergate.dsl._build"])
+def test_a_missing_compiled_parser_is_reported_loudly(
+        monkeypatch: pytest.MonkeyPatch, module: str) -> None:
+    import importlib
+
+    import layergate.dsl
+
+    monkeypatch.setitem(sys.modules, module, None)
+    monkeypatch.delattr(layergate.dsl, module.rsplit(".", 1)[1], raising=False)
+    monkeypatch.delitem(sys.modules, "layergate.dsl.parser", raising=False)
+    with pytest.raises(ExtensionMissing, match=r"compiled parser .* not built"):
+        importlib.import_module("layergate.dsl.parser")
+
+
 def test_evaluators_are_safe_to_share_between_threads() -> None:
     authorizer = Authorizer.from_files(EXAMPLES / "invoice" / "policy.lg",
                                        EXAMPLES / "invoice" / "data.json")
