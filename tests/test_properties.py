@@ -148,6 +148,15 @@ def test_the_builder_sets_every_field_of_every_node() -> None:
                      "Membership", "Call", "And", "Or", "Not"}
 
 
+def test_spans_are_left_out_of_the_cyclic_collector() -> None:
+    """The fast parser's spans (half of a parsed file's objects) are never walked by it."""
+    import gc
+
+    module = parse_module(EXAMPLE_TEXTS[0], "untracked.lg")
+    spans = [node.span for node in _nodes(module) if hasattr(node, "span")]
+    assert spans and not any(gc.is_tracked(span) for span in spans)
+
+
 def _coded_or_accepted(text: str) -> None:
     """A policy either loads all the way to table bytes, or fails with coded diagnostics."""
     try:
