@@ -133,17 +133,39 @@ class DecisionLog:
             event = self._queue.get()
             if event is None:
                 return
-            self._seq += 1
+            try:
+                self._append(event)
+            except OSError as exc:  # (a full disk): this record is lost, the next ones are not
+                self.dropped += 1
+                if self.on_drop:
+                    self.on_drop(1)
+                log.error("decision log: record %s not written (%s); %d record(s) dropped",
+                          event.get("id"), exc, self.dropped)
+
+    def _append(self, event: dict[str, Any]) -> None:
+        """Chain and write one record; the chain moves on only once its line is written, so a
+        record lost to a full disk leaves no gap in the chain of the records after it."""
+        try:
             event["request"] = mask(event["request"], self.mask_paths)
-            event["seq"], event["prev"] = self._seq, self._prev
-            event["hash"] = _digest(event)
-            self._prev = event["hash"]
-            line = orjson.dumps(event) + b"\n"
-            if self._file.tell() + len(line) > self.max_bytes and self._file.tell() > 0:
-                self._rotate()
-            self._file.write(line)
-            if self._queue.empty():
+        except (TypeError, ValueError, RecursionError) as exc:  # (from in-process callers)
+            event["request"] = None
+            event["request_error"] = f"the request cannot be written as JSON: {exc}"[:300]
+            log.warning("decision log: record %s written without its request: %s",
+                        event.get("id"), exc)
+        event["seq"], event["prev"] = self._seq + 1, self._prev
+        event["hash"] = _digest(event)
+        line = orjson.dumps(event) + b"\n"
+        if self._file.closed:  # (a rotation that failed half way)
+            self._file = self.path.open("ab")
+        if self._file.tell() + len(line) > self.max_bytes and self._file.tell() > 0:
+            self._rotate()
+        self._file.write(line)
+        self._seq, self._prev = event["seq"], event["hash"]
+        if self._queue.empty():
+            try:
                 self._file.flush()
+            except OSError as exc:  # the lines stay buffered; a later flush writes them
+                log.error("decision log: cannot write to %s yet (%s)", self.path, exc)
 
     def _rotate(self) -> None:
         self._file.close()

@@ -148,3 +148,57 @@ def test_integers_beyond_64_bits_reach_the_evaluator_exact_and_the_log_as_digits
     assert first["request"]["context"]["trace"] == str(-huge)
     assert second["decision"] == "allow"
     assert verify([path]) == (2, None)
+
+
+def test_a_request_the_log_cannot_write_is_recorded_without_it(tmp_path: Path) -> None:
+    """An in-process caller's request with a non-str key or a cycle: the record is written
+    (decision, id, why its request is missing), and the writer goes on with the next."""
+    path = tmp_path / "decisions.log"
+    cyclic: dict = {"type": "s", "id": "loop"}
+    cyclic["self"] = cyclic
+    log = DecisionLog(path)
+    log.record(DECISION, {"subject": {"type": "s", "id": "s0"}}, None, "d-0", 1e-6)
+    log.record(DECISION, {"subject": {("not", "a str"): 1}}, None, "d-1", 1e-6)
+    log.record(DECISION, {"subject": cyclic}, None, "d-2", 1e-6)
+    log.record(DECISION, {"subject": {"type": "s", "id": "s3"}}, None, "d-3", 1e-6)
+    log.close()
+    records = read([path])
+    assert [r["id"] for r in records] == ["d-0", "d-1", "d-2", "d-3"]
+    assert records[3]["request"] == {"subject": {"type": "s", "id": "s3"}}
+    for record in records[1:3]:
+        assert record["request"] is None and record["decision"] == "allow"
+        assert record["request_error"].startswith("the request cannot be written as JSON")
+    assert "request_error" not in records[0]
+    assert verify([path]) == (4, None)
+
+
+def test_a_failed_write_drops_one_record_and_the_chain_goes_on(tmp_path: Path) -> None:
+    """A write that fails (a full disk) loses that record only: it is counted as dropped, the
+    writer thread lives on, and the records after it chain to the one before it."""
+    path = tmp_path / "decisions.log"
+    dropped: list[int] = []
+    log = DecisionLog(path, on_drop=dropped.append, start=False)
+
+    class FullOnce:
+        """The log's file, whose second write fails as on a full disk."""
+
+        def __init__(self, file: object) -> None:
+            self.file, self.writes = file, 0
+
+        def write(self, line: bytes) -> int:
+            self.writes += 1
+            if self.writes == 2:
+                raise OSError(28, "No space left on device")
+            return self.file.write(line)
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.file, name)
+
+    log._file = FullOnce(log._file)  # type: ignore[assignment]
+    for n in range(4):
+        log.record(DECISION, {"subject": {"type": "s", "id": f"s{n}"}}, None, f"d-{n}", 1e-6)
+    log.start()
+    log.close()
+    assert [r["id"] for r in read([path])] == ["d-0", "d-2", "d-3"]
+    assert log.dropped == 1 and dropped == [1]
+    assert verify([path]) == (3, None)
