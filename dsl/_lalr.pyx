@@ -16,7 +16,7 @@ from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 cdef extern from "Python.h":
     void PyObject_GC_UnTrack(object op)
 
-cdef enum:  # how a rule is reduced; the numbers are `parser._PASS` and the rest
+cpdef enum Reduction:  # how the loop reduces a rule (`parser._FastParser._plan` picks it)
     PASS = 0  # its lone child is its value (`?rule: child`)
     FLAT = 1  # its children, as a list its parent splices in (`_rule`, a repetition)
     BUILD = 2  # the builder's method makes its value
@@ -65,8 +65,9 @@ cdef class Loop:
     def __init__(self, list actions, list reductions, dict keywords, frozenset roots,
                  Py_ssize_t start, Py_ssize_t end, object scan, object span_type,
                  object token_type) -> None:
-        self.actions, self.reductions, self.keywords, self.roots = (
-            actions, reductions, keywords, roots)
+        self.actions, self.keywords, self.roots = actions, keywords, roots
+        self.reductions = [(size, origin, int(how), child_filter, method)  # (how: an exact int)
+                           for size, origin, how, child_filter, method in reductions]
         self.start, self.end, self.findall = start, end, scan.findall
         self.span_type, self.token_type = span_type, token_type
 

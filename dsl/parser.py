@@ -26,7 +26,7 @@ try:
     from ._build import BadLiteral as _BadLiteral
     from ._build import Build
     from ._build import TooDeep as _TooDeep
-    from ._lalr import Loop
+    from ._lalr import Loop, Reduction
     from ._lalr import NotFast as _NotFast
 except ImportError as exc:  # no slow parser in secret
     raise ExtensionMissing(
@@ -55,8 +55,9 @@ class _Token(NamedTuple):
 
 TOKENS = (Token, _Token)  # what the builder may be handed as a token, by either parser
 
-# How the fast parser reduces a grammar rule (see `_FastParser._plan`; `_lalr` runs them).
-_PASS, _FLAT, _BUILD, _BUILD_OR_PASS = range(4)
+# A child filter: per child kept (index, splice its items in, None to put before it), and
+# the None to put after the last child (lark's `ChildFilterLALR`, as data).
+_ChildFilter = tuple[tuple[tuple[int, bool, int], ...], int]
 
 
 class _FastParser:
@@ -93,10 +94,8 @@ class _FastParser:
 
     def __init__(self, lark: Lark, build: Build) -> None:
         self.build = build
-        self.keywords: dict[str, str] = {}  # keyword or sign text -> its terminal's name
-        for terminal in lark.terminals:
-            if terminal.pattern.type == "str":
-                self.keywords[terminal.pattern.value] = str(terminal.name)
+        keywords = {str(terminal.pattern.value): str(terminal.name)  # (signs too)
+                    for terminal in lark.terminals if terminal.pattern.type == "str"}
         parser = lark.parser.parser.parser  # (lark's LALR loop, holding table and callbacks)
         table = parser.parse_table
         # Per state: symbol -> the state to shift to (>= 0) or ~the reduction to make (< 0).
@@ -104,46 +103,43 @@ class _FastParser:
         rules = sorted({arg for row in table.states.values()
                         for action, arg in row.values() if action is Reduce}, key=str)
         rule_number = {rule: k for k, rule in enumerate(rules)}
-        self.actions: list[dict[str, int]] = [{} for _ in range(len(table.states))]
+        actions: list[dict[str, int]] = [{} for _ in range(len(table.states))]
         for state, row in table.states.items():
-            self.actions[state] = {str(symbol): (arg if action is Shift else ~rule_number[arg])
-                                   for symbol, (action, arg) in row.items()}
-        self.reductions = [self._plan(rule, parser.callbacks[rule]) for rule in rules]
-        self.start, self.end = table.start_states["start"], table.end_states["start"]
-        self.loop = Loop(self.actions, self.reductions, self.keywords, self._ROOTS,
-                         self.start, self.end, self._SCAN, ast.Span, _Token)
+            actions[state] = {str(symbol): (arg if action is Shift else ~rule_number[arg])
+                              for symbol, (action, arg) in row.items()}
+        reductions = [self._plan(rule, parser.callbacks[rule]) for rule in rules]
+        self.loop = Loop(actions, reductions, keywords, self._ROOTS, table.start_states["start"],
+                         table.end_states["start"], self._SCAN, ast.Span, _Token)
 
     def _plan(self, rule: Any, callback: Any) -> tuple[int, str, int, _ChildFilter | None, Any]:
         """(size, rule name, how, child filter, builder method) for one rule, read from the
         callback lark made for it: an optional child filter (which children to keep, which
         to splice in, where an absent part puts None), around an optional pass-through of a
         lone child (`?rule`), around the builder's method or a `Tree` (a `_rule`)."""
-        include = None
+        child_filter = None
         if isinstance(callback, ChildFilterLALR_NoPlaceholders):
-            include = tuple((i, splice, 0) for i, splice in callback.to_include), 0
+            child_filter = tuple((i, splice, 0) for i, splice in callback.to_include), 0
             callback = callback.node_builder
         elif isinstance(callback, ChildFilterLALR):
-            include = tuple(callback.to_include), callback.append_none
+            child_filter = tuple(callback.to_include), callback.append_none
             callback = callback.node_builder
         lone_child_passes = isinstance(callback, ExpandSingleChild)
         if lone_child_passes:
             callback = callback.node_builder
         size, origin = len(rule.expansion), str(rule.origin.name)
         if lone_child_passes and size == 1:
-            return size, origin, _PASS, None, None
+            return size, origin, Reduction.PASS, None, None
         if isinstance(callback, partial) and callback.func is Tree:
             if not origin.startswith("_") or lone_child_passes:
                 raise TypeError(f"the builder has no method for {rule}")
-            return size, origin, _FLAT, include, None
+            return size, origin, Reduction.FLAT, child_filter, None
         method = getattr(self.build, rule.alias or rule.options.template_source or origin)
-        return size, origin, _BUILD_OR_PASS if lone_child_passes else _BUILD, include, method
+        how = Reduction.BUILD_OR_PASS if lone_child_passes else Reduction.BUILD
+        return size, origin, how, child_filter, method
 
     def parse(self, text: str) -> Any:
         """The builder's value for the whole text; raises `_NotFast` where lark must look."""
         return self.loop.parse(text, self.build.source)
-
-
-_ChildFilter = tuple[tuple[tuple[int, bool, int], ...], int]
 
 
 @lru_cache(maxsize=1)
