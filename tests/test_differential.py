@@ -8,6 +8,7 @@ a YAML corpus case (tests/cases/found/) with the reference interpreter's answer.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,9 @@ from layergate.engine.pyeval import TableEvaluator
 from .conftest import CASES, fixed_clock
 
 FOUND = CASES / "found"
+# Examples per property; CI runs the default. A long run finds what it does not, e.g.
+# LAYERGATE_DIFFERENTIAL_EXAMPLES=20000 pytest tests/test_differential.py (README).
+EXAMPLES = int(os.environ.get("LAYERGATE_DIFFERENTIAL_EXAMPLES", "600"))
 NOW = "2026-06-01T12:00:00Z"
 ACTIONS = ["read", "write", "deploy"]
 TYPES = ["doc", "deployment", "secret"]
@@ -241,7 +245,7 @@ def _record(text: str, data: dict[str, Any], request: dict[str, Any], caller: An
     return path
 
 
-@settings(max_examples=600, deadline=None,
+@settings(max_examples=EXAMPLES, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(modules(), data_documents(), st.lists(requests(), min_size=1, max_size=6), callers)
 def test_three_evaluators_agree(module: ast.Module, data: dict[str, Any],
@@ -260,7 +264,7 @@ def single_conditions(draw: st.DrawFn) -> ast.Module:
     return ast.Module("<generated>", (), roles, (ast.Layer("one", None, (), rules),))
 
 
-@settings(max_examples=600, deadline=None,
+@settings(max_examples=EXAMPLES, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(single_conditions(), data_documents(), st.lists(requests(), min_size=1, max_size=6),
        callers)
@@ -309,7 +313,7 @@ def _agree_on_context(condition: str, context: dict[str, Any]) -> None:
     assert _summary(TableEvaluator(tables).check(request)) == want
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=EXAMPLES // 2, deadline=None)
 @given(st.one_of(timestamps, st.text(max_size=30), st.from_regex(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,10})?"
     r"([Zz]|[+-][0-9]{2}:[0-9]{2})?", fullmatch=True)))
@@ -326,7 +330,7 @@ def test_timestamps_at_the_edges_are_read_identically(text: str) -> None:
     _agree_on_context('time(context.t) < time("2100-01-01T00:00:00Z")', {"t": text})
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=EXAMPLES // 2, deadline=None)
 @given(st.one_of(addresses, st.text(alphabet="0123456789.:abcdef%/ ", max_size=20),
                  st.ip_addresses().map(str)))
 def test_addresses_are_read_identically(text: str) -> None:
