@@ -94,6 +94,8 @@ class _FastParser:
 
     def __init__(self, lark: Lark, build: Build) -> None:
         self.build = build
+        if any(hasattr(build, terminal.name) for terminal in lark.terminals):
+            raise TypeError("the fast parser calls no builder method on a token")
         keywords = {str(terminal.pattern.value): str(terminal.name)  # (signs too)
                     for terminal in lark.terminals if terminal.pattern.type == "str"}
         parser = lark.parser.parser.parser  # (lark's LALR loop, holding table and callbacks)
