@@ -1,7 +1,14 @@
 """Type stub of the compiled parser loop (dsl/_lalr.pyx)."""
 
 import re
+from enum import IntEnum
 from typing import Any
+
+class Reduction(IntEnum):
+    PASS = 0
+    FLAT = 1
+    BUILD = 2
+    BUILD_OR_PASS = 3
 
 class NotFast(Exception): ...
 
