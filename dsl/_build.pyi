@@ -12,7 +12,6 @@ class BadLiteral(Exception):
 class Part:
     value: Any
     span: Any
-    def __init__(self, value: Any, span: Any) -> None: ...
 
 class Build:
     source: str

@@ -65,9 +65,6 @@ cdef class Part:
 
     cdef readonly object value, span
 
-    def __init__(self, value: object, span: object) -> None:
-        self.value, self.span = value, span
-
 
 cdef class RuleDraft:
     """A rule before its layer gives it an id."""
@@ -76,6 +73,7 @@ cdef class RuleDraft:
 
 
 cdef inline Part _part(object value, object span):
+    """A part (made only here)."""
     cdef Part part = Part.__new__(Part)
     part.value, part.span = value, span
     return part
