@@ -13,6 +13,7 @@ by a small bytes key.
 
 from array import array
 from collections.abc import Mapping
+import mmap
 import time
 
 cimport cython
@@ -21,9 +22,9 @@ from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport PyObject
 from cpython.unicode cimport PyUnicode_Check, PyUnicode_Tailmatch
 from libc.math cimport fabs
-from libc.stdint cimport int32_t, int64_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint64_t, uintptr_t
 from libc.stdlib cimport free, malloc
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 
 from layergate.dsl.literals import MAX_EXACT_INTEGER, parse_address, parse_network
 
@@ -209,12 +210,17 @@ cdef extern from *:
 cdef dict _EMPTY = {}
 
 
+DEF FEW_ROLES = 3  # a list of this many roles or fewer is tested role by role (see Constant)
+
+
 cdef struct Constant:
     # Everything a read of a constant needs, in one place.
     Val value       # a list: i is the constant's own index, obj NULL
     int32_t items   # a list: its first item in list_items
     int32_t length  # a list: its length
     int32_t roles   # a list of role names: its bitset, else -1
+    int32_t nfew    # a list of role names that holds at most FEW_ROLES roles: how many, else -1
+    int32_t few[FEW_ROLES]  # those roles' indices (a grants() test reads them, not the bitset)
 
 
 cdef struct Cell:
@@ -275,6 +281,22 @@ def _read_dict_entries(bint enabled):
     old = bool(lg_dict_entries)
     lg_dict_entries = enabled and LG_DICT_ENTRIES
     return old, bool(LG_DICT_ENTRIES)
+
+
+cdef bint huge_tables = True
+DEF HUGE_TABLE_MIN = 256 << 10  # tables this large are carved from mappings of ARENA_CHUNK
+DEF ARENA_CHUNK = 8 << 20        # (or more) that the kernel may back with huge pages
+DEF HUGE_PAGE = 2 << 20
+cdef bint _CAN_MAP = all(hasattr(mmap, name) for name in
+                         ("MAP_PRIVATE", "MAP_ANONYMOUS", "MADV_HUGEPAGE"))
+
+
+def _huge_table_pages(bint enabled):
+    """Back new evaluators' tables with huge pages where the kernel allows; for benchmarks.
+    Returns the old setting."""
+    global huge_tables
+    old, huge_tables = huge_tables, enabled
+    return old
 
 
 def _limit_parsed_networks(int slots):
@@ -402,7 +424,9 @@ cdef class Evaluator:
     cdef TextSlot* text_slots   # the same for exact str, by text hash
     cdef uint64_t text_mask
     cdef int nlayers, nrules, nslots, words
-    cdef object _keep  # the arrays behind the pointers below
+    cdef object _keep  # the memory behind the pointers below
+    cdef char* arena_at  # the free part of the last mapping in `_keep`
+    cdef Py_ssize_t arena_left
     cdef int32_t* node_op
     cdef int32_t* node_a
     cdef int32_t* node_b
@@ -526,9 +550,7 @@ cdef class Evaluator:
         self.grant_keys = self._i64(tables.grant_keys)
         self.grant_bitset = self._i32(tables.grant_bitset)
         words = array("Q", [w & 0xFFFF_FFFF_FFFF_FFFF for w in tables.bitset_words] or [0])
-        self._keep.append(words)
-        cdef uint64_t[::1] view = words
-        self.bitset_words = &view[0]
+        self.bitset_words = <uint64_t*>self._copied(words)
         self.route_keys = self._i64(array("q", [-1]) * ROUTE_SLOTS)
         self.route_buckets = <int32_t*>self._zeroed(ROUTE_SLOTS * max(self.nlayers, 1)
                                                     * sizeof(int32_t))
@@ -574,8 +596,8 @@ cdef class Evaluator:
         branch = bytearray(len(cells))
         for parent, _ in nodes:
             branch[parent] = 1
-        self._keep.append(branch)
-        self.trie_branch = <char*>branch
+        self.trie_branch = self._zeroed(len(branch))
+        memcpy(self.trie_branch, <char*>branch, len(branch))
         size = 8
         while size < 2 * len(nodes):
             size *= 2
@@ -740,6 +762,13 @@ cdef class Evaluator:
             record.value.num = tables.const_num[c]
             record.length = tables.const_len[c]
             record.roles = tables.const_roles[c]
+            record.nfew = -1
+            if record.roles >= 0:
+                members = _bits(tables.bitset_words, record.roles, self.words, FEW_ROLES)
+                if len(members) <= FEW_ROLES:
+                    record.nfew = len(members)
+                    for k, role in enumerate(members):
+                        record.few[k] = role
             if record.value.tag == T_STR:
                 record.value.obj = PyTuple_GET_ITEM(self.strings, record.value.i)
             elif record.value.tag == T_LIST:
@@ -833,21 +862,49 @@ cdef class Evaluator:
             LG_PREFETCH(first + offset)
 
     cdef char* _zeroed(self, Py_ssize_t nbytes) except NULL:
-        buffer = bytearray(nbytes)  # zero-filled, freed with the evaluator
-        self._keep.append(buffer)
-        return <char*>buffer
+        """Zero-filled memory, 64-byte aligned, freed with the evaluator. Large tables are
+        carved from anonymous mappings the kernel may back with huge pages: at 1,000 roles
+        the tables a batch touches span tens of MiB, which 4 KiB pages cover only with TLB
+        misses."""
+        cdef char* at
+        cdef unsigned char[::1] view
+        cdef Py_ssize_t size
+        nbytes = max((nbytes + 63) & ~63, 64)
+        if not (huge_tables and nbytes >= HUGE_TABLE_MIN and _CAN_MAP):
+            buffer = bytearray(nbytes + 63)
+            self._keep.append(buffer)
+            return <char*>((<uintptr_t><char*>buffer + 63) & ~(<uintptr_t>63))
+        if nbytes > self.arena_left:
+            size = (max(nbytes, ARENA_CHUNK) + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1)
+            mapping = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+            try:
+                mapping.madvise(mmap.MADV_HUGEPAGE)
+            except OSError:
+                pass  # (a kernel without transparent huge pages: ordinary pages serve)
+            self._keep.append(mapping)
+            view = mapping
+            self.arena_at = <char*>&view[0]
+            self.arena_left = size
+        at = self.arena_at
+        self.arena_at += nbytes
+        self.arena_left -= nbytes
+        return at
+
+    cdef char* _copied(self, values) except NULL:
+        """A copy of an array's items in the evaluator's memory."""
+        cdef Py_ssize_t nbytes = len(values) * values.itemsize
+        cdef char* at = self._zeroed(nbytes)
+        cdef unsigned char[::1] view
+        if nbytes:
+            view = memoryview(values).cast("B")
+            memcpy(at, &view[0], nbytes)
+        return at
 
     cdef int32_t* _i32(self, values) except NULL:
-        buffer = array("i", values or [0])
-        self._keep.append(buffer)
-        cdef int32_t[::1] view = buffer
-        return &view[0]
+        return <int32_t*>self._copied(array("i", values or [0]))
 
     cdef int64_t* _i64(self, values) except NULL:
-        buffer = array("q", values or [0])
-        self._keep.append(buffer)
-        cdef int64_t[::1] view = buffer
-        return &view[0]
+        return <int64_t*>self._copied(array("q", values or [0]))
 
     # ---- the Authorizer signature ----------------------------------------------------------
 
@@ -1029,7 +1086,7 @@ cdef class Evaluator:
                     LG_PREFETCH(record)
                 else:
                     LG_PREFETCH(&self.list_items[record.items])
-                    if record.roles >= 0:
+                    if record.roles >= 0 and record.nfew < 0:
                         words = <char*>&self.bitset_words[record.roles * self.words]
                         for offset in range(0, self.words * sizeof(uint64_t), 64):
                             LG_PREFETCH(words + offset)
@@ -1849,11 +1906,21 @@ cdef class Evaluator:
 
     cdef int _grants(self, _Request req, Val* roles, int32_t text, Val* out) except -1:
         cdef Py_ssize_t k
+        cdef Constant* record
         cdef int w, role, bits
         cdef Val item
         cdef bint found = False
         if roles.tag != T_LIST:
             return self._fail(req, E_TYPE, text)
+        if roles.obj == NULL and self.consts[roles.i].nfew >= 0:
+            record = &self.consts[roles.i]
+            for k in range(record.nfew):
+                role = record.few[k]
+                if (req.mask[role >> 6] >> (role & 63)) & 1:
+                    found = True
+                    break
+            self._set_bool(out, found)
+            return 0
         if roles.obj == NULL and self.consts[roles.i].roles >= 0:
             bits = self.consts[roles.i].roles
             for w in range(self.words):
@@ -1891,6 +1958,19 @@ cdef class Evaluator:
 # ---- helpers on str objects (no allocation) ---------------------------------------------------
 
 cdef object _MAPPING = Mapping
+
+
+def _bits(words, int bitset, int width, int limit):
+    """The roles (bit indices) of one bitset of the tables' `bitset_words`, stopping once
+    there are more than `limit`."""
+    members = []
+    for w in range(width):
+        word = words[bitset * width + w] & 0xFFFF_FFFF_FFFF_FFFF
+        while word and len(members) <= limit:
+            low = word & -word
+            members.append(64 * w + low.bit_length() - 1)
+            word ^= low
+    return members
 
 
 class _NeedsCopy(Exception):

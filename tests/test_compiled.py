@@ -838,3 +838,52 @@ def test_data_given_in_code_is_checked_like_a_data_file(data: dict, said: str) -
         compile_policy(policy, data)
     assert info.value.codes == ["invalid_data"]
     assert said in info.value.diagnostics[0].message
+
+
+def test_grants_of_short_and_long_role_lists() -> None:
+    """grants() over a data list of at most three roles tests them one by one (the
+    evaluator keeps their indices beside the list); longer lists use the bitset. Both
+    decide as the twin does, with inherited grants, repeated names and 130 roles (three
+    bitset words)."""
+    roles = "\n".join(f"role r{i} {{ act{i} on doc }}" for i in range(130))
+    text = (f"{roles}\nrole heir extends r5, r129 {{ own on doc }}\n"
+            "layer a {\n  allow * on doc when grants(data.accounts[subject.id].roles)\n}\n")
+    lists = [[], ["r0"], ["r64", "r64"], ["heir"], ["r1", "r65", "r129"],
+             ["r2", "r66", "r127", "r128"], [f"r{i}" for i in range(0, 130, 7)]]
+    data = {"accounts": {f"sa{n}": {"roles": names} for n, names in enumerate(lists)}}
+    tables = compile_policy(parse_policy(text, "grants.lg", data), data)
+    actions = [f"act{i}" for i in range(130)] + ["own", "other"]
+    requests = [{"subject": {"type": "svc", "id": f"sa{n}"}, "action": {"name": action},
+                 "resource": {"type": "doc", "id": "d"}}
+                for n in range(len(lists)) for action in actions]
+    granted = [{f"act{r[1:]}" for r in names if r != "heir"}
+               | ({"act5", "act129", "own"} if "heir" in names else set())
+               for names in lists]
+    expected = [r["action"]["name"] in granted[int(r["subject"]["id"][2:])] for r in requests]
+    cython, twin = Authorizer(tables), Authorizer(tables, backend="python")
+    assert sum(expected) == 1 + 1 + 3 + 3 + 4 + 19
+    assert [d.allowed for d in cython.check_batch(requests)] == expected
+    assert [cython.check(r).allowed for r in requests] == expected
+    assert [d.allowed for d in twin.check_batch(requests)] == expected
+
+
+def test_tables_in_huge_page_mappings_decide_alike() -> None:
+    """At 1,000 roles the large tables are carved from mappings advised for huge pages;
+    tables in ordinary buffers decide the same."""
+    from layergate.bench.workload import build
+
+    workload = build(1000, requests=400)
+    tables = compile_policy(parse_policy(workload.policy, "w.lg", workload.data),
+                            workload.data)
+    requests = orjson.loads(orjson.dumps(workload.requests))
+    twin = Authorizer(tables, backend="python", clock=_workload_clock)
+    expected = [_outcome(d) for d in twin.check_batch(requests)]
+    old = _eval._huge_table_pages(True)
+    try:
+        for mapped in (True, False):
+            _eval._huge_table_pages(mapped)
+            cython = Authorizer(tables, clock=_workload_clock)
+            assert [_outcome(d) for d in cython.check_batch(requests)] == expected
+            assert [_outcome(cython.check(r)) for r in requests] == expected
+    finally:
+        _eval._huge_table_pages(old)
