@@ -2086,32 +2086,40 @@ cdef bint _has_colon(PyObject* text):
 
 cdef bint _parse_ipv4(PyObject* text, uint64_t* out):
     """Dotted-quad IPv4 exactly as Python's ipaddress reads it (no leading zeros)."""
-    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(text), k
-    cdef unsigned int ch
-    cdef int parts = 0, digits = 0, value = 0, first = 0
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(text), k = 0
+    cdef unsigned int digit, value
+    cdef int part
     cdef uint64_t result = 0
     cdef const unsigned char* chars = <const unsigned char*>PyUnicode_DATA(text)
-    if PyUnicode_KIND(text) != 1:
-        return False  # it holds a character past U+00FF: no digit or dot
-    for k in range(n + 1):
-        ch = chars[k] if k < n else 46
-        if 48 <= ch <= 57:
-            if digits == 0:
-                first = ch
-            digits += 1
-            value = value * 10 + (ch - 48)
-            if digits > 3:
+    if PyUnicode_KIND(text) != 1 or n < 7 or n > 15:
+        return False  # (a character past U+00FF is no digit or dot)
+    for part in range(4):
+        if part:
+            if k >= n or chars[k] != 46:  # '.'
                 return False
-        elif ch == 46:  # '.' (or the end)
-            if digits == 0 or value > 255 or (digits > 1 and first == 48):
-                return False
-            result = (result << 8) | value
-            parts += 1
-            digits = 0
-            value = 0
-        else:
+            k += 1
+        if k >= n:
             return False
-    if parts != 4:
+        value = chars[k] - 48  # (unsigned: a character below '0' wraps past 9)
+        if value > 9:
+            return False
+        k += 1
+        if k < n:
+            digit = chars[k] - 48
+            if digit <= 9:
+                if value == 0:
+                    return False  # a leading zero
+                value = value * 10 + digit
+                k += 1
+                if k < n:
+                    digit = chars[k] - 48
+                    if digit <= 9:
+                        value = value * 10 + digit
+                        k += 1
+                        if value > 255:
+                            return False
+        result = (result << 8) | value
+    if k != n:
         return False
     out[0] = result
     return True

@@ -338,6 +338,16 @@ def test_addresses_are_read_identically(text: str) -> None:
 
 
 @pytest.mark.parametrize("text", [
+    "0.0.0.0", "255.255.255.255", "10.200.0.99", "256.0.0.1", "10.0.0.999", "10.0.0.1000",
+    "1.2.3", "1.2.3.4.", ".1.2.3.4", "1..2.3", "1.2.3.4.5", "01.2.3.4", "10.0.0.00",
+    "10.0.0.0", "10.0.0.1 ", " 10.0.0.1", "10.0.0.1a", "10.0.0.-1", "10.0.0/8", "",
+])
+def test_dotted_quad_edges_are_read_identically(text: str) -> None:
+    """The C reader's IPv4 parse: lengths, octet ranges, leading zeros, stray characters."""
+    _agree_on_context('cidr(context.ip, ["10.0.0.0/8", "0.0.0.0/0"])', {"ip": text})
+
+
+@pytest.mark.parametrize("text", [
     "10.0.0.1", "10.0.0.1\u00e9", "1\u00b2.0.0.1",     # one byte per character
     "\u0661\u0660.0.0.1", "10.0.0.\uff11",            # other digits, two bytes each
     "10.0.0.1\U0001f600", "\u00e9\u0100.0.0.1",      # four bytes; two, from a wider char
