@@ -653,68 +653,64 @@ cdef class Evaluator:
         which such code cannot change (so the dict is never changed under this loop)."""
         cdef Py_ssize_t count, width, pos = 0
         cdef PyObject** entry = lg_dict_entries_at(mapping, &count, &width)
-        cdef PyObject** end
+        cdef PyObject** end = entry + count * width if entry != NULL else NULL
         cdef PyObject* key
         cdef PyObject* value
-        cdef int place = node * KEY_ORDER
-        if entry != NULL:
-            end = entry + count * width
-            while entry < end:
-                if entry[1] != NULL:  # (else a deleted entry)
-                    if self._entry(req, node, place, entry[0], entry[1]):
-                        return 0
-                    place += 1
+        cdef PyObject* next_key  # (PyDict_Next's: key and value, whose addresses are never
+        cdef PyObject* next_value  # taken, can stay in registers)
+        cdef int child, cell, place = node * KEY_ORDER, last = place + KEY_ORDER
+        while True:
+            if entry != NULL:  # walked in place (CPython 3.11)
+                if entry == end:
+                    return 0
+                key = entry[0]
+                value = entry[1]
                 entry += width
-            return 0
-        while PyDict_Next(mapping, &pos, &key, &value):
-            if self._entry(req, node, place, key, value):
-                return 0
-            place += 1
-        return 0
-
-    cdef inline int _entry(self, _Request req, int node, int place, PyObject* key,
-                           PyObject* value) except -1:
-        """One entry of a dict `_fill` reads (the `place`-th); 1 when the request is
-        `foreign`."""
-        cdef int child, cell
-        cdef bint remembered = place < (node + 1) * KEY_ORDER
-        if remembered and self.order_key[place] == key:
-            child = self.order_child[place]  # the same key, in the same place, as before
-        elif not PyUnicode_Check(<object>key):
-            child = -1
-        elif not PyUnicode_CheckExact(key):  # a subclass hashes in its own code
-            if not req.private:
-                req.foreign = True
-                return 1
-            child = self._child(node, key)
-        else:
-            child = self._child(node, key)
-            if remembered:
-                self.order_keys[place] = <object>key
-                self.order_child[place] = child
-        if child < 0 or value == Py_None:
-            return 0  # None reads as absent; the slot walk reports it if a rule asks
-        if node == TOP:
-            req.roots[child - 1] = value
-        cell = self.trie_cell[child]
-        if cell >= 0:
-            if PyUnicode_CheckExact(value):  # most values: classified here, no call
-                req.slot_val[cell].tag = T_STR
-                req.slot_val[cell].i = LAZY
-                req.slot_val[cell].num = 0.0
-                req.slot_val[cell].obj = value
+                if value == NULL:
+                    continue  # a deleted entry
+            elif PyDict_Next(mapping, &pos, &next_key, &next_value):
+                key = next_key
+                value = next_value
             else:
-                if not req.private and not _plain(value, True):
+                return 0
+            if place < last and self.order_key[place] == key:
+                child = self.order_child[place]  # the same key, in the same place, as before
+            elif not PyUnicode_Check(<object>key):
+                child = -1
+            elif not PyUnicode_CheckExact(key):  # a subclass hashes in its own code
+                if not req.private:
                     req.foreign = True
-                    return 1
-                req.slot_val[cell] = self._classify(value)
-            req.slot_state[cell] = 1
-            if cell == self.lead_slot:  # its entity is looked up first: start loading
-                self._prefetch_entity_key(req, False)
-        if self.trie_branch[child] and PyDict_Check(value):
-            self._fill(req, value, child)
-            return req.foreign
-        return 0
+                    return 0
+                child = self._child(node, key)
+            else:
+                child = self._child(node, key)
+                if place < last:
+                    self.order_keys[place] = <object>key
+                    self.order_child[place] = child
+            place += 1
+            if child < 0 or value == Py_None:
+                continue  # None reads as absent; the slot walk reports it if a rule asks
+            if node == TOP:
+                req.roots[child - 1] = value
+            cell = self.trie_cell[child]
+            if cell >= 0:
+                if PyUnicode_CheckExact(value):  # most values: classified here, no call
+                    req.slot_val[cell].tag = T_STR
+                    req.slot_val[cell].i = LAZY
+                    req.slot_val[cell].num = 0.0
+                    req.slot_val[cell].obj = value
+                else:
+                    if not req.private and not _plain(value, True):
+                        req.foreign = True
+                        return 0
+                    req.slot_val[cell] = self._classify(value)
+                req.slot_state[cell] = 1
+                if cell == self.lead_slot:  # its entity is looked up first: start loading
+                    self._prefetch_entity_key(req, False)
+            if self.trie_branch[child] and PyDict_Check(value):
+                self._fill(req, value, child)
+                if req.foreign:
+                    return 0
 
     cdef void _build_text_slots(self) except *:
         """Index the intern table by text hash (a dict lookup hashes a new str with SipHash)."""
