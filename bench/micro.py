@@ -43,10 +43,14 @@ class Result:
     def median(self) -> float:
         return statistics.median(self.per_decision)
 
-    def cells(self, reference: float) -> list[str]:
+    def cells(self, reference: Result) -> list[str]:
+        """Table cells; the speed-up is the median of the rounds' ratios (each round times
+        every mode, so the ratio of one round is measured side by side)."""
         low, high = min(self.per_decision), max(self.per_decision)
+        ratio = statistics.median(r / s for r, s in zip(reference.per_decision,
+                                                          self.per_decision, strict=True))
         return [self.label, _ns(self.median), f"{_ns(low)} to {_ns(high)}",
-                f"{1 / self.median:,.0f}", f"{reference / self.median:,.1f}x"]
+                f"{1 / self.median:,.0f}", f"{ratio:,.1f}x"]
 
 
 def _ns(seconds: float) -> str:
@@ -54,6 +58,7 @@ def _ns(seconds: float) -> str:
 
 
 WARM_SECONDS = 0.25  # each mode runs over and over this long (at least once) before timing
+ROUND_WARM_SECONDS = 0.05  # interleaved: each mode runs this long again before each timed run
 
 
 def timed_rounds(run: Callable[[], Any], decisions: int, rounds: int) -> list[float]:
@@ -73,6 +78,37 @@ def timed_rounds(run: Callable[[], Any], decisions: int, rounds: int) -> list[fl
         run()
         out.append((time.perf_counter() - started) / decisions)
     return out
+
+
+def interleaved_rounds(modes: list[tuple[Callable[[], Any], int]],
+                       rounds: int) -> list[list[float]]:
+    """Seconds per decision of each (run, decisions) mode, once per round.
+
+    Every round times every mode once, in turn (in reverse order every other round), so a slow
+    minute of a shared machine falls on all the modes of a round, not on the rounds of one
+    mode: ratios taken round by round hold. Each mode is warmed for WARM_SECONDS first, and
+    again for ROUND_WARM_SECONDS before each of its timed runs (the modes in between evict
+    each other's data from the CPU's caches)."""
+    for run, _ in modes:
+        _run_for(run, WARM_SECONDS)
+    out: list[list[float]] = [[] for _ in modes]
+    for round_number in range(rounds):
+        order = range(len(modes)) if round_number % 2 == 0 else range(len(modes) - 1, -1, -1)
+        for k in order:
+            run, decisions = modes[k]
+            _run_for(run, ROUND_WARM_SECONDS)
+            started = time.perf_counter()
+            run()
+            out[k].append((time.perf_counter() - started) / decisions)
+    return out
+
+
+def _run_for(run: Callable[[], Any], seconds: float) -> None:
+    """Run `run` over and over for `seconds` (at least once)."""
+    until = time.perf_counter() + seconds
+    run()
+    while time.perf_counter() < until:
+        run()
 
 
 def fresh(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -126,7 +162,7 @@ def set_up(size: int) -> Setup:
 
 
 def in_process_results(setup: Setup, rounds: int) -> list[Result]:
-    """Every in-process mode on `setup`, `rounds` times each."""
+    """Every in-process mode on `setup`, `rounds` times each, interleaved round by round."""
     cython, small, large = setup.cython, setup.small, setup.large
 
     def single() -> None:
@@ -145,31 +181,31 @@ def in_process_results(setup: Setup, rounds: int) -> list[Result]:
             out.append((request["subject"]["id"], request["action"]["name"],
                         request["resource"]["type"]))
 
-    return [
-        Result("python_loop", "baseline: Python loop reading 3 fields",
-               timed_rounds(touch, len(small), rounds)),
-        Result("cython_check_batch_1000", "cython check_batch (1,000)",
-               timed_rounds(lambda: cython.check_batch(small), len(small), rounds)),
-        Result("cython_check_batch_10000", "cython check_batch (10,000)",
-               timed_rounds(lambda: cython.check_batch(large), len(large), rounds)),
-        Result("cython_check", "cython check, one call each",
-               timed_rounds(single, len(small), rounds)),
-        Result("cython_check_repeated", "cython check, one request repeated",
-               timed_rounds(repeated, len(small), rounds)),
-        Result("python_twin_check_batch_1000", "python twin check_batch (1,000)",
-               timed_rounds(lambda: setup.twin.check_batch(small), len(small), rounds)),
-        Result("reference_check_batch_1000", "reference interpreter check_batch (1,000)",
-               timed_rounds(lambda: setup.reference.check_batch(small), len(small), rounds)),
+    modes = [
+        ("python_loop", "baseline: Python loop reading 3 fields", touch, len(small)),
+        ("cython_check_batch_1000", "cython check_batch (1,000)",
+         lambda: cython.check_batch(small), len(small)),
+        ("cython_check_batch_10000", "cython check_batch (10,000)",
+         lambda: cython.check_batch(large), len(large)),
+        ("cython_check", "cython check, one call each", single, len(small)),
+        ("cython_check_repeated", "cython check, one request repeated", repeated, len(small)),
+        ("python_twin_check_batch_1000", "python twin check_batch (1,000)",
+         lambda: setup.twin.check_batch(small), len(small)),
+        ("reference_check_batch_1000", "reference interpreter check_batch (1,000)",
+         lambda: setup.reference.check_batch(small), len(small)),
     ]
+    times = interleaved_rounds([(run, count) for _, _, run, count in modes], rounds)
+    return [Result(key, label, per_decision)
+            for (key, label, _, _), per_decision in zip(modes, times, strict=True)]
 
 
-def measure_size(size: int, rounds: int) -> tuple[list[Result], dict[str, float]]:
+def measure_size(size: int, rounds: int) -> tuple[list[Result], dict[str, Any]]:
     setup = set_up(size)
     results = in_process_results(setup, rounds)
-    reference_time = next(r.median for r in results if r.key == "reference_check_batch_1000")
+    reference = next(r for r in results if r.key == "reference_check_batch_1000")
     allowed = sum(d.allowed for d in setup.cython.check_batch(setup.large)) / len(setup.large)
     info = {"parse_s": setup.parse_s, "compile_s": setup.compile_s, "allowed": allowed,
-            "reference": reference_time}
+            "reference": reference}
     return results, info
 
 

@@ -99,3 +99,22 @@ def test_compile_times_parse_every_round_instead_of_hitting_the_parsed_file_cach
     times = micro.measure_compile(40, rounds=3)
     assert len(parses) == 9 == len(set(parses))  # parse, compile and text -> tables, each round
     assert min(times.parse, times.compile, times.total) > 0  # (speed is not checked)
+
+
+def test_micro_rounds_interleave_the_modes(monkeypatch) -> None:
+    """Each round times every mode once, in turn and in reverse order every other round,
+    each after its own warm-up; the speed-up is the median of the rounds' ratios."""
+    from layergate.bench import micro
+
+    monkeypatch.setattr(micro, "WARM_SECONDS", 0.0)  # (a warm-up is then one run)
+    monkeypatch.setattr(micro, "ROUND_WARM_SECONDS", 0.0)
+    calls: list[str] = []
+    modes = [((lambda name=name: calls.append(name)), 10) for name in "abc"]
+    times = micro.interleaved_rounds(modes, rounds=3)
+    assert "".join(calls) == "abc" + "aabbcc" + "ccbbaa" + "aabbcc"
+    assert [len(t) for t in times] == [3, 3, 3] and min(map(min, times)) > 0
+
+    reference = micro.Result("ref", "reference", [20.0, 20.0, 40.0])
+    fast = micro.Result("fast", "fast", [2.0, 4.0, 4.0])
+    # per round 10x, 5x, 10x: 10.0x (the ratio of medians would say 20 / 4 = 5.0x)
+    assert fast.cells(reference)[-1] == "10.0x"
