@@ -43,6 +43,7 @@ cdef extern from "Python.h":
     bint PyFloat_Check(PyObject* o)
     bint PyList_Check(PyObject* o)
     bint PyDict_Check(PyObject* o)
+    bint PyDict_CheckExact(PyObject* o)
     bint PyUnicode_CheckExact(PyObject* o)
     double PyLong_AsDouble(PyObject* o)
     void PyErr_Clear()
@@ -697,6 +698,11 @@ cdef class Evaluator:
                 if PyUnicode_CheckExact(value):  # most values: classified here, no call
                     req.slot_val[cell].tag = T_STR
                     req.slot_val[cell].i = LAZY
+                    req.slot_val[cell].num = 0.0
+                    req.slot_val[cell].obj = value
+                elif PyDict_CheckExact(value):  # (the `properties` objects: no call either)
+                    req.slot_val[cell].tag = T_OBJ
+                    req.slot_val[cell].i = 0
                     req.slot_val[cell].num = 0.0
                     req.slot_val[cell].obj = value
                 else:
