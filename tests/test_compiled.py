@@ -714,13 +714,18 @@ def test_dicts_are_read_alike_in_place_and_entry_by_entry() -> None:
     try:
         for in_place in (True, False):
             _eval._read_dict_entries(in_place)
-            cython = Authorizer(tables, clock=_workload_clock)
-            assert [_outcome(d) for d in cython.check_batch(requests)] == expected
-            assert [_outcome(cython.check(r)) for r in requests] == expected
+            _assert_cython_decides(tables, requests, expected)
     finally:
         _eval._read_dict_entries(old)
     assert available == (sys.version_info[:2] == (3, 11)
                          and sys.implementation.name == "cpython")
+
+
+def _assert_cython_decides(tables: Tables, requests: list[dict], expected: list) -> None:
+    """A new Cython evaluator decides `requests` as `expected`, in a batch and one by one."""
+    cython = Authorizer(tables, clock=_workload_clock)
+    assert [_outcome(d) for d in cython.check_batch(requests)] == expected
+    assert [_outcome(cython.check(r)) for r in requests] == expected
 
 
 def _workload_clock() -> float:
@@ -882,8 +887,6 @@ def test_tables_in_huge_page_mappings_decide_alike() -> None:
     try:
         for mapped in (True, False):
             _eval._huge_table_pages(mapped)
-            cython = Authorizer(tables, clock=_workload_clock)
-            assert [_outcome(d) for d in cython.check_batch(requests)] == expected
-            assert [_outcome(cython.check(r)) for r in requests] == expected
+            _assert_cython_decides(tables, requests, expected)
     finally:
         _eval._huge_table_pages(old)
