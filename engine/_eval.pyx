@@ -1535,8 +1535,8 @@ cdef class Evaluator:
             return 0
         return self._call(req, n, out)
 
-    cdef int _compare(self, _Request req, int code, Val* x, Val* y, int32_t text,
-                      Val* out) except -1:
+    cdef inline int _compare(self, _Request req, int code, Val* x, Val* y, int32_t text,
+                             Val* out) except -1:
         cdef bint result
         if code == EQ or code == NE:
             if x.tag != y.tag or not (x.tag == T_STR or x.tag == T_NUM or x.tag == T_BOOL
@@ -1588,7 +1588,8 @@ cdef class Evaluator:
                 req.slot_val[self.node_a[node]].i = value.i
         return 0
 
-    cdef int _member(self, _Request req, int n, Val* item, Val* container, Val* out) except -1:
+    cdef inline int _member(self, _Request req, int n, Val* item, Val* container,
+                            Val* out) except -1:
         cdef Py_ssize_t k, size
         cdef Val element
         cdef bint found = False
