@@ -68,10 +68,7 @@ def timed_rounds(run: Callable[[], Any], decisions: int, rounds: int) -> list[fl
     and the machine's are as in a server that has been running: at S = 1,000 the first passes
     over the same 1,000 requests take up to 3x as long as later ones (the accounts' rows come
     into the CPU's caches over several passes, not one)."""
-    warm_until = time.perf_counter() + WARM_SECONDS
-    run()
-    while time.perf_counter() < warm_until:
-        run()
+    _run_for(run, WARM_SECONDS)
     out = []
     for _ in range(rounds):
         started = time.perf_counter()

@@ -594,11 +594,9 @@ cdef class Evaluator:
             shape[k] = cells[node]
         self.shape_cell = self._i32(shape)
         self.trie_cell = self._i32(cells)
-        branch = bytearray(len(cells))
+        self.trie_branch = self._zeroed(len(cells))
         for parent, _ in nodes:
-            branch[parent] = 1
-        self.trie_branch = self._zeroed(len(branch))
-        memcpy(self.trie_branch, <char*>branch, len(branch))
+            self.trie_branch[parent] = 1
         size = 8
         while size < 2 * len(nodes):
             size *= 2
