@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import platform
 import statistics
 import sys
@@ -243,6 +244,7 @@ def measure_compile(rules: int, rounds: int) -> CompileTimes:
 
 
 def report(sizes: list[int], rounds: int) -> str:
+    load_at_start = os.getloadavg()
     lines = [
         "| mode | median per decision | min to max | decisions/s | vs reference |",
         "|---|---|---|---|---|",
@@ -262,9 +264,14 @@ def report(sizes: list[int], rounds: int) -> str:
         times = measure_compile(rules, max(3, rounds // 2))
         lines.append(f"| {rules:,} | {times.parse:.2f} s | {times.compile:.2f} s "
                      f"| {times.total:.2f} s |")
-    machine = (f"{platform.machine()}, {platform.python_implementation()} "
-               f"{platform.python_version()}, {rounds} rounds")
+    machine = (f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.python_implementation()} "
+               f"{platform.python_version()}, {rounds} rounds; load average (1, 5, 15 min) "
+               f"{_load(load_at_start)} at start, {_load(os.getloadavg())} at end")
     return "\n".join([*lines, "", *notes, "", f"Machine: {machine}."])
+
+
+def _load(averages: tuple[float, float, float]) -> str:
+    return " / ".join(f"{value:.2f}" for value in averages)
 
 
 def main(argv: list[str] | None = None) -> int:

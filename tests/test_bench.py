@@ -118,3 +118,25 @@ def test_micro_rounds_interleave_the_modes(monkeypatch) -> None:
     fast = micro.Result("fast", "fast", [2.0, 4.0, 4.0])
     # per round 10x, 5x, 10x: 10.0x (the ratio of medians would say 20 / 4 = 5.0x)
     assert fast.cells(reference)[-1] == "10.0x"
+
+
+def test_micro_report_gives_the_machine_load_at_start_and_end(monkeypatch) -> None:
+    """A reader can tell a calm run from a busy one: the load averages are in the block."""
+    from layergate.bench import micro
+
+    reference = micro.Result("reference_check_batch_1000", "reference", [100e-6] * 3)
+    fast = micro.Result("cython_check_batch_1000", "cython", [0.5e-6] * 3)
+    info = {"allowed": 0.4, "reference": reference, "parse_s": 0.01, "compile_s": 0.02}
+    monkeypatch.setattr(micro, "measure_size", lambda size, rounds: ([fast, reference], info))
+    monkeypatch.setattr(micro, "measure_compile",
+                        lambda rules, rounds: micro.CompileTimes(0.1, 0.2, 0.3))
+    loads = iter([(0.25, 0.5, 1.0), (1.5, 0.75, 1.25)])
+    monkeypatch.setattr(micro.os, "getloadavg", lambda: next(loads))
+    table = micro.report([10], rounds=3)
+    assert "| **S = 10 roles** (100 service accounts; 40% allowed) | | | | |" in table
+    assert "| cython | 500 ns | 500 ns to 500 ns | 2,000,000 | 200.0x |" in table
+    assert "| 10,000 | 0.10 s | 0.20 s | 0.30 s |" in table
+    machine = table.splitlines()[-1]
+    assert machine.startswith("Machine: ") and f"{micro.os.cpu_count()} CPUs" in machine
+    assert machine.endswith("3 rounds; load average (1, 5, 15 min) 0.25 / 0.50 / 1.00 at "
+                            "start, 1.50 / 0.75 / 1.25 at end.")
