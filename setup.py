@@ -16,11 +16,13 @@ DEBUG = os.environ.get("LAYERGATE_DEBUG", "") not in ("", "0")
 def extensions() -> list:
     from Cython.Build import cythonize
 
-    directives = {"language_level": 3}
+    # The checks are set here, not in the modules' `# cython:` headers, which would win over
+    # these options (a test keeps them out of the headers).
+    checks = dict.fromkeys(("boundscheck", "wraparound", "initializedcheck"), DEBUG)
+    directives = {"language_level": 3, **checks}
     macros = []
     if DEBUG:
-        directives.update(boundscheck=True, wraparound=True, initializedcheck=True,
-                          linetrace=True, binding=True)
+        directives.update(linetrace=True, binding=True)
         macros.append(("CYTHON_TRACE", "1"))
     # Cython finds `engine/_eval.pxd` by the source tree's package name (`engine`); the
     # installed module is `layergate.engine._eval` (the folders are mapped in pyproject.toml).

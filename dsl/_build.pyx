@@ -1,4 +1,4 @@
-# cython: language_level=3, boundscheck=False, wraparound=False
+# cython: language_level=3
 """Stage 1's builder, in C: the AST nodes of each grammar rule, made from its children as the
 parser reduces it (`parser._FastParser`, or lark on text the fast parser leaves to lark).
 

@@ -1,4 +1,4 @@
-# cython: language_level=3, boundscheck=False, wraparound=False
+# cython: language_level=3
 """The fast parser's loop, in C: lexing, shifting and reducing by the tables and plans that
 `parser._FastParser` reads from lark's LALR parser once (see there for what it must agree on).
 

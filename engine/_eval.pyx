@@ -1,5 +1,4 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-# cython: initializedcheck=False, nonecheck=False
+# cython: language_level=3, cdivision=True, nonecheck=False
 """The Cython hot path: evaluates requests over compiled decision tables.
 
 Semantics are exactly those of `engine.pyeval.TableEvaluator` (its pure-Python twin) and of

@@ -1,4 +1,4 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: language_level=3, cdivision=True
 """Reads the request messages of `layergate.v1` from their wire bytes, in C, into the
 AuthZEN-shaped dicts the engine takes (the request half of the protobuf edge, `wire.py`).
 
