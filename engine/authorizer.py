@@ -44,6 +44,7 @@ class Authorizer:
                  clock: Callable[[], float] = time.time) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not `{backend}`")
+        tables.check()  # tables built or changed in code, not only read, are held to it too
         self.tables = tables
         self.backend = backend
         self._rule_index: dict[str, int] | None = None

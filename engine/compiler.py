@@ -1,10 +1,10 @@
 """Stage 3: validated AST + data -> immutable decision `Tables`, in named, timed stages.
 
-resolve   inline constants, close role inheritance
-normalize order each layer's rules (deny first), expand targets
+resolve   close role inheritance; check the roles that data binds
+normalize list the rules, layer by layer, in policy order
 intern    give every string the policy or data can compare against an integer id
-index     layer buckets by (action, resource type); role grant bitsets; data pre-joins;
-          condition programs
+index     per layer, the rules deny first in buckets by (action, resource type); role grant
+          bitsets; data pre-joins; condition programs (constants inlined into them)
 seal      freeze everything into `Tables` with the content-hash revision
 """
 

@@ -144,6 +144,11 @@ class Tables:
         _check_structure(tables)
         return tables
 
+    def check(self) -> None:
+        """Raise `TablesFormatError` unless the evaluators can safely evaluate these tables
+        (`from_bytes` runs it on what it reads, `Authorizer` on the tables it is given)."""
+        _check_structure(self)
+
     @property
     def rule_count(self) -> int:
         return len(self.rule_ids)

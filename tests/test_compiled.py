@@ -59,8 +59,12 @@ def test_revision_changes_with_policy_or_data_and_only_then(tmp_path: Path) -> N
     assert compile_policy(parse_policy(text + "# note\n", "one.lg", data), data).revision != base
     changed = {"docs": {"s": {"ok": False}}}
     assert compile_policy(parse_policy(text, "one.lg", changed), changed).revision != base
-    reordered = {"docs": {"s": {"ok": True}}}
-    assert compile_policy(parse_policy(text, "one.lg", reordered), reordered).revision == base
+    wider = {"docs": {"s": {"ok": True}, "t": {"ok": False}}}
+    wide = compile_policy(parse_policy(text, "one.lg", wider), wider).revision
+    assert wide != base
+    reordered = {"docs": {"t": {"ok": False}, "s": {"ok": True}}}  # the same data, keys reordered
+    assert list(reordered["docs"]) != list(wider["docs"])
+    assert compile_policy(parse_policy(text, "one.lg", reordered), reordered).revision == wide
 
 
 def test_foreign_stale_and_corrupt_bytes_are_refused() -> None:

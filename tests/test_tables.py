@@ -8,7 +8,7 @@ are never given to the Cython evaluator here: it would read out of bounds.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from layergate.bench.workload import build, synthetic_rules
 from layergate.dsl import PolicyError, ast, load_data, load_policy, parse_policy, to_text
 from layergate.dsl.loader import compile_sources
-from layergate.engine import Tables, TablesFormatError, compile_policy
+from layergate.engine import Authorizer, Tables, TablesFormatError, compile_policy
 from layergate.engine import opcodes as op
 from layergate.engine import tables as tables_module
 from layergate.engine.pyeval import TableEvaluator
@@ -308,6 +308,16 @@ def test_corrupt_tables_are_refused(base: Tables, field: str, where: Where | Non
     # Only the structural check catches it: the checksum is valid, the JSON well formed.
     monkeypatch.setattr(tables_module, "_check_structure", lambda tables: None)
     assert isinstance(Tables.from_bytes(blob), Tables)
+
+
+def test_the_authorizer_refuses_unsafe_tables_built_in_code(base: Tables) -> None:
+    """Tables that were not read from bytes (built or changed in code) are checked too: the
+    Cython evaluator would read outside its arrays."""
+    unsafe = replace(base, rule_cond=(len(base.node_op), *base.rule_cond[1:]))
+    for backend in ("cython", "python"):
+        with pytest.raises(TablesFormatError, match=r"^corrupt compiled policy: "):
+            Authorizer(unsafe, backend=backend)
+    assert Authorizer(base).tables is base
 
 
 def _chained(base: Tables, nots: int) -> bytes:
