@@ -274,19 +274,27 @@ def test_three_evaluators_agree_on_each_condition(module: ast.Module, data: dict
     _agree(module, data, batch, caller)
 
 
-def _agree(module: ast.Module, data: dict[str, Any], batch: list[dict[str, Any]],
-           caller: Any) -> None:
-    text = to_text(module)
+def _evaluators(text: str, data: dict[str, Any]) -> tuple[Any, Any, Any] | None:
+    """The reference interpreter, the twin and the Cython evaluator of a generated policy, or
+    None if it is statically ill-typed by chance (nothing to compare)."""
     try:
         policy = compile_sources([ast.Source("generated.lg", text)], data)
         tables = compile_policy(policy, data)
-    except PolicyError as error:  # statically ill-typed by chance: nothing to compare
+    except PolicyError as error:
         assert set(error.codes) <= {"type_mismatch", "unknown_role"}, error.format()
-        return
+        return None
     clock = fixed_clock(NOW)
-    reference = Interpreter(policy, data, tables.revision, clock)
-    twin = TableEvaluator(tables, clock)
-    compiled = Evaluator(tables, clock)
+    return (Interpreter(policy, data, tables.revision, clock), TableEvaluator(tables, clock),
+            Evaluator(tables, clock))
+
+
+def _agree(module: ast.Module, data: dict[str, Any], batch: list[dict[str, Any]],
+           caller: Any) -> None:
+    text = to_text(module)
+    evaluators = _evaluators(text, data)
+    if evaluators is None:
+        return
+    reference, twin, compiled = evaluators
     for request in batch:
         for explain in (False, True):
             want = reference.check(request, caller, explain)
@@ -301,6 +309,46 @@ def _agree(module: ast.Module, data: dict[str, Any], batch: list[dict[str, Any]]
         assert [_summary(d) for d in twin.check_batch(batch, None, semantic, caller)] == want_batch
         assert [_summary(d) for d in compiled.check_batch(batch, None, semantic,
                                                           caller)] == want_batch
+
+
+FIELDS = ("subject", "action", "resource", "context")
+
+
+@st.composite
+def batches_with_defaults(draw: st.DrawFn) -> tuple[list[dict[str, Any]], Any]:
+    """Batch items that leave fields out, and top-level defaults (or none, or a mistyped
+    field) that may supply them: each present item field replaces the default's whole."""
+    items = []
+    for request in draw(st.lists(requests(), min_size=1, max_size=5)):
+        left_out = draw(st.sets(st.sampled_from(FIELDS)))
+        items.append({k: v for k, v in request.items() if k not in left_out})
+    source = draw(requests())
+    kept = draw(st.sets(st.sampled_from(FIELDS)))
+    defaults: Any = {k: v for k, v in source.items() if k in kept}
+    if draw(st.integers(0, 9)) == 0:
+        defaults[draw(st.sampled_from(FIELDS))] = draw(st.one_of(strings, st.lists(strings)))
+    return items, draw(st.one_of(st.just(defaults), st.none()))
+
+
+@settings(max_examples=EXAMPLES // 2, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(modules(), data_documents(), batches_with_defaults(), callers)
+def test_three_evaluators_agree_on_batches_with_defaults_and_explain(
+        module: ast.Module, data: dict[str, Any],
+        batch: tuple[list[dict[str, Any]], Any], caller: Any) -> None:
+    evaluators = _evaluators(to_text(module), data)
+    if evaluators is None:
+        return
+    reference, twin, compiled = evaluators
+    items, defaults = batch
+    for semantic in ("execute_all", "deny_on_first_deny", "permit_on_first_permit"):
+        for explain in (False, True):
+            want = [_summary(d) for d in
+                    reference.check_batch(items, defaults, semantic, caller, explain)]
+            for evaluator in (twin, compiled):
+                got = [_summary(d) for d in
+                       evaluator.check_batch(items, defaults, semantic, caller, explain)]
+                assert got == want, (type(evaluator).__name__, semantic, explain)
 
 
 def _agree_on_context(condition: str, context: dict[str, Any]) -> None:
