@@ -89,5 +89,13 @@ def _expect_policy_errors(case: Case, data: Mapping[str, Any] | None) -> None:
 def _expect_batch(evaluator: Any, item: Mapping[str, Any], label: str) -> None:
     batch = item["batch"]
     decisions = evaluator.check_batch(batch["items"], defaults=batch.get("defaults"),
-                                      semantic=batch.get("semantic", "execute_all"))
+                                      semantic=batch.get("semantic", "execute_all"),
+                                      caller=item.get("caller"),
+                                      explain=batch.get("explain", False))
     assert [d.decision for d in decisions] == item["decisions"], label
+    for key, field in (("layers", "layer"), ("rules", "rule")):  # optional, item by item
+        if key in item:
+            assert [getattr(d, field) for d in decisions] == item[key], label
+    if "explained" in item:  # each item's per-layer outcomes, with `explain`
+        got = [[[r.layer, r.outcome, r.rule] for r in d.layers] for d in decisions]
+        assert got == item["explained"], label

@@ -231,15 +231,37 @@ def _summary(decision: Any) -> tuple:
 
 
 def _record(text: str, data: dict[str, Any], request: dict[str, Any], caller: Any,
-            expected: Any) -> Path:
-    FOUND.mkdir(exist_ok=True)
+            expected: Any, explain: bool) -> Path:
     item: dict[str, Any] = {"request": request, "decision": expected.decision,
                             "layer": expected.layer, "rule": expected.rule,
                             "errors": list(expected.error_codes)}
+    if explain:
+        item["explain"] = True
+        item["layers"] = [[r.layer, r.outcome, r.rule] for r in expected.layers]
+    return _write_case(text, data, item, caller)
+
+
+def _record_batch(text: str, data: dict[str, Any], items: list[dict[str, Any]], defaults: Any,
+                  semantic: str, caller: Any, explain: bool, expected: list[Any]) -> Path:
+    batch: dict[str, Any] = {"items": items, "semantic": semantic}
+    if defaults is not None:
+        batch["defaults"] = defaults
+    item: dict[str, Any] = {"batch": batch, "decisions": [d.decision for d in expected],
+                            "layers": [d.layer for d in expected],
+                            "rules": [d.rule for d in expected]}
+    if explain:
+        batch["explain"] = True
+        item["explained"] = [[[r.layer, r.outcome, r.rule] for r in d.layers] for d in expected]
+    return _write_case(text, data, item, caller)
+
+
+def _write_case(text: str, data: dict[str, Any], item: dict[str, Any], caller: Any) -> Path:
+    """Write one disagreement as a corpus case, with the reference interpreter's answer."""
     if caller:
         item["caller"] = caller
     case = {"name": "differential disagreement", "now": NOW, "policy": text, "data": data,
             "requests": [item]}
+    FOUND.mkdir(exist_ok=True)
     path = FOUND / "differential-latest.yaml"
     path.write_text(yaml.safe_dump({"cases": [case]}, sort_keys=False))
     return path
@@ -301,14 +323,27 @@ def _agree(module: ast.Module, data: dict[str, Any], batch: list[dict[str, Any]]
             for evaluator in (twin, compiled):
                 got = evaluator.check(request, caller, explain)
                 if _summary(got) != _summary(want):
-                    path = _record(text, data, request, caller, reference.check(request, caller))
+                    path = _record(text, data, request, caller, want, explain)
                     raise AssertionError(f"{type(evaluator).__name__} disagrees (case written "
                                          f"to {path}):\nwant {want}\ngot  {got}")
+    _agree_on_batches(text, data, evaluators, batch, None, caller, (False,))
+
+
+def _agree_on_batches(text: str, data: dict[str, Any], evaluators: tuple[Any, Any, Any],
+                      items: list[dict[str, Any]], defaults: Any, caller: Any,
+                      explains: tuple[bool, ...]) -> None:
+    reference, *others = evaluators
     for semantic in ("execute_all", "deny_on_first_deny", "permit_on_first_permit"):
-        want_batch = [_summary(d) for d in reference.check_batch(batch, None, semantic, caller)]
-        assert [_summary(d) for d in twin.check_batch(batch, None, semantic, caller)] == want_batch
-        assert [_summary(d) for d in compiled.check_batch(batch, None, semantic,
-                                                          caller)] == want_batch
+        for explain in explains:
+            want = reference.check_batch(items, defaults, semantic, caller, explain)
+            for evaluator in others:
+                got = evaluator.check_batch(items, defaults, semantic, caller, explain)
+                if [_summary(d) for d in got] != [_summary(d) for d in want]:
+                    path = _record_batch(text, data, items, defaults, semantic, caller, explain,
+                                         want)
+                    raise AssertionError(f"{type(evaluator).__name__} disagrees on a batch "
+                                         f"({semantic}, explain={explain}; case written to "
+                                         f"{path}):\nwant {want}\ngot  {got}")
 
 
 FIELDS = ("subject", "action", "resource", "context")
@@ -336,19 +371,12 @@ def batches_with_defaults(draw: st.DrawFn) -> tuple[list[dict[str, Any]], Any]:
 def test_three_evaluators_agree_on_batches_with_defaults_and_explain(
         module: ast.Module, data: dict[str, Any],
         batch: tuple[list[dict[str, Any]], Any], caller: Any) -> None:
-    evaluators = _evaluators(to_text(module), data)
+    text = to_text(module)
+    evaluators = _evaluators(text, data)
     if evaluators is None:
         return
-    reference, twin, compiled = evaluators
     items, defaults = batch
-    for semantic in ("execute_all", "deny_on_first_deny", "permit_on_first_permit"):
-        for explain in (False, True):
-            want = [_summary(d) for d in
-                    reference.check_batch(items, defaults, semantic, caller, explain)]
-            for evaluator in (twin, compiled):
-                got = [_summary(d) for d in
-                       evaluator.check_batch(items, defaults, semantic, caller, explain)]
-                assert got == want, (type(evaluator).__name__, semantic, explain)
+    _agree_on_batches(text, data, evaluators, items, defaults, caller, (False, True))
 
 
 def _agree_on_context(condition: str, context: dict[str, Any]) -> None:
