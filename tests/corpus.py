@@ -2,7 +2,9 @@
 
 A case holds a policy (text, or a mapping of file names to texts), optional data and clock,
 and either `errors` (wanted policy error codes, optionally `at: ["line:col", ...]`) or
-`requests` (each with a wanted decision, and optionally layer, rule, reasons and error codes).
+`requests` (each with a wanted decision, and optionally layer, rule, reasons and error codes,
+or a `batch` with its wanted decisions and optionally each item's layer, rule and explained
+layers).
 """
 
 from __future__ import annotations
