@@ -109,6 +109,9 @@ PATHS = [
     _path("context", "time"),
     _path("context", "ip"),
     _path("caller", "id"),
+    _path("elevation", "active"),
+    _path("elevation", "roles"),
+    _path("elevation", "expires_at"),
     _path("data", "accounts", SUBJECT_ID, "team"),
     _path("data", "accounts", SUBJECT_ID, "roles"),
     _path("data", "accounts", SUBJECT_ID, "limit"),
@@ -209,7 +212,7 @@ def requests(draw: st.DrawFn) -> dict[str, Any]:
     if draw(st.booleans()):  # a key path's own computed key: meta[keys[key]]
         context["keys"] = draw(st.one_of(st.just({"prod": "env", "x": "k2", "dev": "gone"}),
                                          values))
-    return {
+    request: dict[str, Any] = {
         "subject": {"type": draw(st.sampled_from(["service_account", "user"])),
                     "id": draw(st.sampled_from(SUBJECTS)),
                     "properties": props(["team", "roles", "level"])},
@@ -218,6 +221,13 @@ def requests(draw: st.DrawFn) -> dict[str, Any]:
                      "id": draw(strings), "properties": resource_props},
         "context": context,
     }
+    if draw(st.booleans()):  # as the grant store sets it (a trusted input, yet mistyped here)
+        elevation = {"active": draw(st.one_of(st.booleans(), strings)),
+                     "roles": draw(st.one_of(st.lists(st.sampled_from(ROLES), max_size=2),
+                                             strings)),
+                     "expires_at": draw(st.one_of(timestamps, numbers))}
+        request["elevation"] = {k: v for k, v in elevation.items() if draw(st.booleans())}
+    return request
 
 
 callers = st.one_of(st.none(), st.just({"id": "spiffe://example.org/gw",
