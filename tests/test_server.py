@@ -621,3 +621,30 @@ def test_admin_is_off_without_mtls_unless_asked_for(policy_dir: Path) -> None:
         server.stop(grace=1)
     with pytest.raises(OSError, match="loopback"):
         Server(holder, ServerOptions(host="0.0.0.0", port=0, admin_insecure=True))
+
+
+def test_the_server_serves_compiled_tables_and_keeps_them_over_a_corrupt_file(
+        policy_dir: Path) -> None:
+    """`serve --compiled`: the tables `layergate compile` wrote, served as the source files
+    would be; a compiled file changed under it is refused and the loaded tables stay."""
+    from layergate.engine import Authorizer
+
+    authorizer = Authorizer.from_files(policy_dir / "policy.lg", policy_dir / "data.json")
+    compiled = policy_dir / "policy.lgc"
+    compiled.write_bytes(authorizer.tables.to_bytes())
+    holder = PolicyHolder(PolicySource(compiled=compiled))
+    options = ServerOptions(port=0, watch_seconds=0, grace_seconds=5, admin_insecure=True)
+    server = Server(holder, options).start()
+    try:
+        with Client(f"127.0.0.1:{server.port}") as client:
+            allowed = client.check(_request())
+            assert allowed["decision"] == "allow"
+            assert allowed["revision"] == authorizer.revision
+            assert client.check(_request(amount=10**9))["decision"] == "deny"
+            serving = holder.current
+            compiled.write_bytes(compiled.read_bytes()[:-10])  # cut short
+            reloaded, problems = holder.reload()
+            assert not reloaded and holder.current is serving and problems
+            assert client.check(_request())["revision"] == authorizer.revision
+    finally:
+        server.stop(grace=1)
