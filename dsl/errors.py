@@ -34,7 +34,7 @@ CODES = {
     "duplicate_order": "more than one `layers [...]` declaration",
     "unknown_layer": "`layers [...]` names a layer that is not declared",
     "unordered_layer": "a layer is missing from `layers [...]`, or layers span files with no order",
-    "unknown_role": "a role extends a role that is not declared",
+    "unknown_role": "a role extends, or a data role binding names, a role that is not declared",
     "role_cycle": "role inheritance loops back on itself",
     # conditions
     "unknown_name": "a name that is neither a constant nor a known root",
