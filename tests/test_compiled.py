@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import orjson
@@ -715,12 +715,7 @@ def test_dicts_are_read_alike_in_place_and_entry_by_entry() -> None:
     twin = Authorizer(tables, backend="python", clock=_workload_clock)
     expected = [_outcome(d) for d in twin.check_batch(requests)]
     old, available = _eval._read_dict_entries(True)
-    try:
-        for in_place in (True, False):
-            _eval._read_dict_entries(in_place)
-            _assert_cython_decides(tables, requests, expected)
-    finally:
-        _eval._read_dict_entries(old)
+    _assert_cython_decides_either_way(_eval._read_dict_entries, old, tables, requests, expected)
     assert available == (sys.version_info[:2] == (3, 11)
                          and sys.implementation.name == "cpython")
 
@@ -730,6 +725,19 @@ def _assert_cython_decides(tables: Tables, requests: list[dict], expected: list)
     cython = Authorizer(tables, clock=_workload_clock)
     assert [_outcome(d) for d in cython.check_batch(requests)] == expected
     assert [_outcome(cython.check(r)) for r in requests] == expected
+
+
+def _assert_cython_decides_either_way(switch: Callable[[bool], object], old: bool,
+                                      tables: Tables, requests: list[dict],
+                                      expected: list) -> None:
+    """`_assert_cython_decides` with one of the evaluator's switches on, then off; the
+    switch is set back to `old` after."""
+    try:
+        for enabled in (True, False):
+            switch(enabled)
+            _assert_cython_decides(tables, requests, expected)
+    finally:
+        switch(old)
 
 
 def _workload_clock() -> float:
@@ -888,9 +896,4 @@ def test_tables_in_huge_page_mappings_decide_alike() -> None:
     twin = Authorizer(tables, backend="python", clock=_workload_clock)
     expected = [_outcome(d) for d in twin.check_batch(requests)]
     old = _eval._huge_table_pages(True)
-    try:
-        for mapped in (True, False):
-            _eval._huge_table_pages(mapped)
-            _assert_cython_decides(tables, requests, expected)
-    finally:
-        _eval._huge_table_pages(old)
+    _assert_cython_decides_either_way(_eval._huge_table_pages, old, tables, requests, expected)
